@@ -1,0 +1,1 @@
+"""jalon's connector: the Flask relay, admin API, CLI and plugin manager."""

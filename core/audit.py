@@ -1,0 +1,48 @@
+"""The audit trail: one record per change of state (who, when, what, why)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .models import AuditRecord
+from .types import utcnow
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject: Any,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Add an audit record for ``subject`` (a model instance, flushed so it has an id)."""
+    if getattr(subject, "id", None) is None:
+        session.flush()
+    entry = AuditRecord(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        subject_type=type(subject).__tablename__,
+        subject_id=str(subject.id),
+        reason=reason,
+        details=_jsonable(details or {}),
+    )
+    session.add(entry)
+    return entry
+
+
+def _jsonable(value: Any) -> Any:
+    """Decimals and dates become strings: the audit trail never holds floats."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return str(value)

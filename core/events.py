@@ -1,0 +1,100 @@
+"""The core's language: the small immutable events that source plugins emit.
+
+Each event names the integration it came through, the PM project and task, the
+actor, and when it happened at the source. Durations are exact seconds.
+``event_id`` is the source's own identity for the change when it has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent:
+    integration: str  # the integration's key
+    project_ref: str
+    task_ref: str
+    occurred_at: datetime
+    actor: str | None = None
+    task_title: str | None = None
+    task_url: str | None = None
+    task_type: str | None = None
+    labels: tuple[str, ...] = ()
+    event_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must carry a timezone")
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(TaskEvent):
+    """A task moved into a done status. ``status`` is the status it moved to."""
+
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReopened(TaskEvent):
+    """A task moved out of a done status."""
+
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeEvent(TaskEvent):
+    worklog_ref: str
+    person_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeLogged(TimeEvent):
+    seconds: int
+    started_at: datetime | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        TaskEvent.__post_init__(self)
+        _check_seconds(self.seconds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeLogChanged(TimeEvent):
+    """A worklog's new values (sources send the new state, not the difference)."""
+
+    seconds: int
+    started_at: datetime | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        TaskEvent.__post_init__(self)
+        _check_seconds(self.seconds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeLogDeleted(TimeEvent):
+    pass
+
+
+def _check_seconds(seconds: int) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        raise ValueError(f"seconds must be a non-negative integer, not {seconds!r}")
+
+
+CoreEvent = TaskCompleted | TaskReopened | TimeLogged | TimeLogChanged | TimeLogDeleted
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying one event did, for the caller (notifications, logs)."""
+
+    event: object
+    effect: str  # e.g. "milestone_done", "ignored", "draft_cancelled"
+    detail: str = ""
+    milestone_id: int | None = None
+    invoice_id: int | None = None
+    time_entry_id: int | None = None
+    extra: dict = field(default_factory=dict)

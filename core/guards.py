@@ -1,0 +1,77 @@
+"""The append-only guard: issued invoices, their lines, recorded payments and the
+audit trail cannot be changed or deleted through the ORM.
+
+Installed on every :class:`~sqlalchemy.orm.Session` when this module is imported
+(``jalon.core.models`` users get it through :mod:`jalon.core`'s services).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from .errors import ImmutableRecord
+from .models import (
+    MUTABLE_AFTER_ISSUE,
+    AuditRecord,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentAllocation,
+)
+
+
+def _was_issued(invoice: Invoice) -> bool:
+    """True when the invoice, as stored in the database, is no longer a draft."""
+    state = inspect(invoice)
+    if not state.persistent:
+        return False
+    history = state.attrs.status.history
+    committed = history.deleted[0] if history.deleted else invoice.status
+    return committed != "draft"
+
+
+def check_session(session: Session) -> None:
+    for obj in session.dirty:
+        if not session.is_modified(obj, include_collections=False):
+            continue
+        if isinstance(obj, Invoice) and _was_issued(obj):
+            changed = {
+                attr.key
+                for attr in inspect(obj).attrs
+                if attr.key in obj.__table__.columns and attr.history.has_changes()
+            }
+            forbidden = changed - MUTABLE_AFTER_ISSUE
+            if forbidden:
+                raise ImmutableRecord(
+                    f"invoice {obj.number} is issued and cannot be changed ({', '.join(sorted(forbidden))}); "
+                    "issue a credit note to correct it",
+                    code="invoice_issued",
+                )
+        elif isinstance(obj, InvoiceLine) and obj.invoice is not None and _was_issued(obj.invoice):
+            raise ImmutableRecord(
+                f"invoice {obj.invoice.number} is issued: its lines cannot be changed",
+                code="invoice_issued",
+            )
+        elif isinstance(obj, (Payment, PaymentAllocation, AuditRecord)):
+            raise ImmutableRecord(
+                f"a recorded {obj.__tablename__[:-1].replace('_', ' ')} cannot be changed",
+                code="record_append_only",
+            )
+    for obj in session.deleted:
+        if isinstance(obj, Invoice) and (_was_issued(obj) or obj.number is not None):
+            raise ImmutableRecord(f"invoice {obj.number} is issued and cannot be deleted", code="invoice_issued")
+        if isinstance(obj, InvoiceLine) and obj.invoice is not None and _was_issued(obj.invoice):
+            raise ImmutableRecord(
+                f"invoice {obj.invoice.number} is issued: its lines cannot be deleted", code="invoice_issued"
+            )
+        if isinstance(obj, (Payment, PaymentAllocation, AuditRecord)):
+            raise ImmutableRecord(
+                f"a recorded {obj.__tablename__[:-1].replace('_', ' ')} cannot be deleted",
+                code="record_append_only",
+            )
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _context, _instances) -> None:  # type: ignore[no-untyped-def]
+    check_session(session)

@@ -1,0 +1,398 @@
+"""Invoices: drafting, totals, issuing with gap-free numbers, credit notes.
+
+Totals follow EN 16931: each line's net amount is rounded to the currency's
+minor unit, then VAT is computed once per (category, rate) group on the sum of
+that group's lines, so the printed breakdown and the totals always add up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from . import audit
+from . import guards as _guards  # noqa: F401  (installs the append-only guard)
+from .errors import Conflict, Invalid, NotFound
+from .models import Client, Contract, Entity, Invoice, InvoiceLine, InvoiceSequence, Milestone
+from .money import Money, to_decimal
+from .terms import PaymentTerms
+from .types import utcnow
+from .vat import Vat
+
+BUSINESS_TZ = ZoneInfo("Europe/Paris")
+UNITS = {"C62": "unit", "HUR": "hour", "DAY": "day", "MON": "month", "ANN": "year", "LS": "lump sum"}
+
+
+def business_today() -> date:
+    """Invoices are dated in French time, whatever the server's clock zone."""
+    return datetime.now(BUSINESS_TZ).date()
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    unit: str = "C62"
+    vat: Vat = field(default_factory=Vat)
+
+    def __post_init__(self) -> None:
+        if not str(self.description).strip():
+            raise Invalid("a line needs a description", code="line_description_required")
+        quantity = to_decimal(self.quantity, what="quantity")
+        if quantity <= 0:
+            raise Invalid("a line's quantity must be positive", code="invalid_quantity")
+        object.__setattr__(self, "quantity", quantity)
+        object.__setattr__(self, "unit_price", to_decimal(self.unit_price, what="unit price"))
+        if self.unit not in UNITS:
+            raise Invalid(
+                f"unit must be one of {', '.join(UNITS)} (UN/ECE rec. 20), not {self.unit!r}",
+                code="invalid_unit",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class VatGroup:
+    vat: Vat
+    base: Money
+    tax: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    net: Money
+    vat: Money
+    gross: Money
+    groups: tuple[VatGroup, ...]
+
+
+def line_net(quantity: Decimal, unit_price: Decimal, currency: str) -> Money:
+    return (Money(unit_price, currency) * quantity).quantize()
+
+
+def compute_totals(currency: str, lines: Iterable[tuple[Vat, Money]]) -> Totals:
+    """Totals per VAT group from (vat, rounded line net) pairs."""
+    bases: dict[tuple[str, Decimal], tuple[Vat, Money]] = {}
+    for vat, net in lines:
+        known = bases.get(vat.key)
+        bases[vat.key] = (vat, net if known is None else known[1] + net)
+    groups = []
+    for key in sorted(bases, key=lambda k: (k[0] != "S", -k[1], k[0])):
+        vat, base = bases[key]
+        tax = (base * vat.rate * Decimal("0.01")).quantize()
+        groups.append(VatGroup(vat, base, tax))
+    net = sum((g.base for g in groups), Money.zero(currency))
+    tax = sum((g.tax for g in groups), Money.zero(currency))
+    return Totals(net=net, vat=tax, gross=net + tax, groups=tuple(groups))
+
+
+def invoice_totals(invoice: Invoice) -> Totals:
+    return compute_totals(invoice.currency, ((line.vat, invoice.money(line.net_amount)) for line in invoice.lines))
+
+
+def _refresh_totals(invoice: Invoice) -> Totals:
+    totals = invoice_totals(invoice)
+    invoice.total_net = totals.net.amount
+    invoice.total_vat = totals.vat.amount
+    invoice.total_gross = totals.gross.amount
+    return totals
+
+
+def get_invoice(session: Session, invoice_id: int, *, lock: bool = False) -> Invoice:
+    query = select(Invoice).where(Invoice.id == invoice_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    invoice = session.execute(query).scalar_one_or_none()
+    if invoice is None:
+        raise NotFound(f"no invoice {invoice_id}", code="invoice_not_found")
+    return invoice
+
+
+def create_draft(
+    session: Session,
+    *,
+    entity: Entity,
+    client: Client,
+    lines: Sequence[LineSpec],
+    actor: str,
+    currency: str | None = None,
+    contract: Contract | None = None,
+    milestone: Milestone | None = None,
+    service_date: date | None = None,
+    purchase_order_ref: str | None = None,
+    note: str | None = None,
+    reason: str | None = None,
+) -> Invoice:
+    currency = currency or (contract.currency if contract else client.currency)
+    Money.zero(currency)  # validates the code
+    if not lines:
+        raise Invalid("an invoice needs at least one line", code="invoice_empty")
+    if contract is not None and (contract.entity_id != entity.id or contract.client_id != client.id):
+        raise Invalid("the contract belongs to another entity or client", code="contract_mismatch")
+    invoice = Invoice(
+        kind="invoice",
+        status="draft",
+        entity=entity,
+        client=client,
+        contract=contract,
+        milestone=milestone,
+        currency=currency,
+        service_date=service_date,
+        purchase_order_ref=purchase_order_ref or (contract.purchase_order_ref if contract else None),
+        note=note,
+        created_by=actor,
+        created_at=utcnow(),
+    )
+    _set_lines(invoice, lines)
+    session.add(invoice)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="invoice.drafted",
+        subject=invoice,
+        reason=reason,
+        details={"total_gross": invoice.money(invoice.total_gross), "milestone_id": invoice.milestone_id},
+    )
+    return invoice
+
+
+def _set_lines(invoice: Invoice, lines: Sequence[LineSpec]) -> None:
+    invoice.lines = [
+        InvoiceLine(
+            position=position,
+            description=spec.description.strip(),
+            quantity=spec.quantity,
+            unit=spec.unit,
+            unit_price=spec.unit_price,
+            vat_category=spec.vat.category,
+            vat_rate=spec.vat.rate,
+            vat_exemption_reason=spec.vat.exemption_reason,
+            net_amount=line_net(spec.quantity, spec.unit_price, invoice.currency).amount,
+        )
+        for position, spec in enumerate(lines, start=1)
+    ]
+    _refresh_totals(invoice)
+
+
+def replace_lines(session: Session, invoice: Invoice, lines: Sequence[LineSpec], *, actor: str) -> Invoice:
+    """Edit a draft's lines (an issued invoice is refused by the guard, and here first)."""
+    if not invoice.is_draft:
+        raise Conflict(f"invoice {invoice.number} is {invoice.status}: only a draft can be edited", code="invoice_not_draft")
+    if not lines:
+        raise Invalid("an invoice needs at least one line", code="invoice_empty")
+    _set_lines(invoice, lines)
+    audit.record(session, actor=actor, action="invoice.lines_replaced", subject=invoice,
+                 details={"total_gross": invoice.money(invoice.total_gross)})
+    return invoice
+
+
+def cancel_draft(session: Session, invoice: Invoice, *, actor: str, reason: str) -> Invoice:
+    if invoice.status == "cancelled":
+        return invoice
+    if not invoice.is_draft:
+        raise Conflict(
+            f"invoice {invoice.number} is {invoice.status}: an issued invoice is corrected by a credit note",
+            code="invoice_not_draft",
+        )
+    invoice.status = "cancelled"
+    audit.record(session, actor=actor, action="invoice.cancelled", subject=invoice, reason=reason)
+    return invoice
+
+
+def _sequence_for_update(session: Session, entity_id: int, year: int) -> InvoiceSequence:
+    """Lock (creating it if needed) the entity's sequence row for ``year``.
+
+    The row lock is what serialises concurrent issuers on PostgreSQL; on SQLite
+    every transaction already holds the write lock (BEGIN IMMEDIATE).
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(InvoiceSequence)
+        .values(entity_id=entity_id, year=year, last_no=0)
+        .on_conflict_do_nothing(index_elements=["entity_id", "year"])
+    )
+    return session.execute(
+        select(InvoiceSequence)
+        .where(InvoiceSequence.entity_id == entity_id, InvoiceSequence.year == year)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def format_number(prefix: str, year: int, number: int) -> str:
+    return f"{prefix}{year}-{number:05d}"
+
+
+def party_snapshot(party: Entity | Client) -> dict[str, Any]:
+    """The seller or buyer as they are on the issue date; later edits of the
+    entity or client never change an issued invoice."""
+    snapshot: dict[str, Any] = {
+        "name": party.name,
+        "address_line1": party.address_line1,
+        "address_line2": party.address_line2,
+        "postcode": party.postcode,
+        "city": party.city,
+        "country_code": party.country_code,
+        "siren": party.siren,
+        "siret": party.siret,
+        "vat_number": party.vat_number,
+    }
+    if isinstance(party, Entity):
+        snapshot.update(
+            legal_form=party.legal_form,
+            share_capital=None if party.share_capital is None else str(party.share_capital),
+            rcs=party.rcs,
+            iban=party.iban,
+            bic=party.bic,
+            vat_on_debits=party.vat_on_debits,
+        )
+    else:
+        snapshot.update(language=party.language)
+    return snapshot
+
+
+def issue(
+    session: Session,
+    invoice_id: int,
+    *,
+    actor: str,
+    issue_date: date | None = None,
+    reason: str | None = None,
+) -> Invoice:
+    """Give the draft its number and freeze it.
+
+    The number comes from the entity's sequence for the issue year, in the
+    same transaction: if anything fails, the number is not used, so there is
+    never a gap; the sequence row lock means never a duplicate.
+    """
+    invoice = get_invoice(session, invoice_id, lock=True)
+    if not invoice.is_draft:
+        raise Conflict(
+            f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft: it cannot be issued",
+            code="invoice_not_draft",
+        )
+    if not invoice.lines:
+        raise Invalid("an invoice needs at least one line", code="invoice_empty")
+    totals = _refresh_totals(invoice)
+    if invoice.kind == "invoice" and totals.gross.amount < 0:
+        raise Invalid("an invoice's total cannot be negative: issue a credit note instead", code="invoice_negative")
+    issue_date = issue_date or business_today()
+    sequence = _sequence_for_update(session, invoice.entity_id, issue_date.year)
+    if sequence.last_issue_date is not None and issue_date < sequence.last_issue_date:
+        raise Conflict(
+            f"issue date {issue_date} is before the last issued invoice's ({sequence.last_issue_date}): "
+            "numbers must follow the chronology",
+            code="issue_date_out_of_order",
+        )
+    sequence.last_no += 1
+    sequence.last_issue_date = issue_date
+    terms = invoice.client.payment_terms
+    invoice.sequence_year = issue_date.year
+    invoice.sequence_no = sequence.last_no
+    invoice.number = format_number(invoice.entity.invoice_prefix, issue_date.year, sequence.last_no)
+    invoice.issue_date = issue_date
+    invoice.service_date = invoice.service_date or issue_date
+    invoice.due_date = issue_date if invoice.kind == "credit_note" else terms.due_date(issue_date)
+    invoice.payment_terms = {"kind": terms.kind, "days": terms.days}
+    invoice.seller = party_snapshot(invoice.entity)
+    invoice.buyer = party_snapshot(invoice.client)
+    invoice.status = "issued"
+    invoice.issued_at = utcnow()
+    invoice.issued_by = actor
+    if invoice.milestone is not None and invoice.kind == "invoice":
+        invoice.milestone.status = "invoiced"
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{invoice.kind}.issued",
+        subject=invoice,
+        reason=reason,
+        details={"number": invoice.number, "total_gross": totals.gross, "due_date": invoice.due_date},
+    )
+    return invoice
+
+
+def credited_total(session: Session, invoice: Invoice) -> Money:
+    notes = session.execute(
+        select(Invoice.total_gross).where(
+            Invoice.corrects_invoice_id == invoice.id,
+            Invoice.kind == "credit_note",
+            Invoice.status != "cancelled",
+        )
+    ).scalars()
+    return sum((invoice.money(amount) for amount in notes), Money.zero(invoice.currency))
+
+
+def credit(
+    session: Session,
+    invoice_id: int,
+    *,
+    actor: str,
+    reason: str,
+    lines: Sequence[LineSpec] | None = None,
+    issue_date: date | None = None,
+) -> Invoice:
+    """Correct an issued invoice with a credit note, issued at once.
+
+    Without ``lines`` the whole invoice is credited (its lines copied). The
+    credit notes of one invoice never add up to more than the invoice.
+    """
+    if not (reason or "").strip():
+        raise Invalid("a credit note needs a reason", code="reason_required")
+    invoice = get_invoice(session, invoice_id, lock=True)
+    if invoice.kind != "invoice" or invoice.status in ("draft", "cancelled", "credited"):
+        raise Conflict(
+            f"invoice {invoice.number or invoice.id} is a {invoice.kind} in state {invoice.status}: "
+            "only an issued invoice can be credited",
+            code="invoice_not_creditable",
+        )
+    if lines is None:
+        lines = [
+            LineSpec(line.description, line.quantity, line.unit_price, line.unit, line.vat) for line in invoice.lines
+        ]
+    note = Invoice(
+        kind="credit_note",
+        status="draft",
+        entity=invoice.entity,
+        client=invoice.client,
+        contract=invoice.contract,
+        corrects=invoice,
+        currency=invoice.currency,
+        service_date=invoice.service_date,
+        purchase_order_ref=invoice.purchase_order_ref,
+        note=reason,
+        created_by=actor,
+        created_at=utcnow(),
+    )
+    if not lines:
+        raise Invalid("a credit note needs at least one line", code="invoice_empty")
+    _set_lines(note, lines)
+    already = credited_total(session, invoice)
+    if already + note.money(note.total_gross) > invoice.money(invoice.total_gross):
+        raise Conflict(
+            f"credit notes would exceed invoice {invoice.number}'s total "
+            f"({invoice.money(invoice.total_gross)}; already credited {already})",
+            code="credit_exceeds_invoice",
+        )
+    if note.total_gross <= 0:
+        raise Invalid("a credit note's total must be positive", code="invalid_credit_amount")
+    session.add(note)
+    session.flush()
+    audit.record(session, actor=actor, action="credit_note.drafted", subject=note, reason=reason,
+                 details={"corrects": invoice.number})
+    issue(session, note.id, actor=actor, issue_date=issue_date, reason=reason)
+    from .payments import refresh_status  # payments imports this module
+
+    refresh_status(session, invoice, actor=actor, reason=reason)
+    return note

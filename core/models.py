@@ -1,0 +1,505 @@
+"""Persistent records of the billing core (SQLAlchemy 2.0 typed models).
+
+Models hold data and small derived values; they never commit and know nothing
+of HTTP or serialisation. Alembic (``jalon.core.migrations``) owns the schema.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .money import Money
+from .terms import PaymentTerms
+from .types import ExactDecimal, UTCDateTime, utcnow
+from .vat import Vat
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        Decimal: ExactDecimal(),
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class AddressMixin:
+    address_line1: Mapped[str] = mapped_column(String(200), default="")
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str] = mapped_column(String(20), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    country_code: Mapped[str] = mapped_column(String(2), default="FR")
+
+    def address_lines(self) -> list[str]:
+        lines = [self.address_line1, self.address_line2 or "", f"{self.postcode} {self.city}".strip()]
+        if self.country_code != "FR":
+            lines.append(self.country_code)
+        return [line for line in lines if line]
+
+
+class Entity(AddressMixin, Base):
+    """A legal entity that issues invoices, with its own numbering sequence."""
+
+    __tablename__ = "entities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    legal_form: Mapped[str | None] = mapped_column(String(50))
+    share_capital: Mapped[Decimal | None]
+    siren: Mapped[str | None] = mapped_column(String(9))
+    siret: Mapped[str | None] = mapped_column(String(14))
+    rcs: Mapped[str | None] = mapped_column(String(100))
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    iban: Mapped[str | None] = mapped_column(String(34))
+    bic: Mapped[str | None] = mapped_column(String(11))
+    email: Mapped[str | None] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    invoice_prefix: Mapped[str] = mapped_column(String(20), default="F")
+    vat_on_debits: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Client(AddressMixin, Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    siren: Mapped[str | None] = mapped_column(String(9))
+    siret: Mapped[str | None] = mapped_column(String(14))
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    language: Mapped[str] = mapped_column(String(5), default="fr")
+    terms_kind: Mapped[str] = mapped_column(String(30), default="net")
+    terms_days: Mapped[int] = mapped_column(Integer, default=30)
+    billing_emails: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def payment_terms(self) -> PaymentTerms:
+        return PaymentTerms(self.terms_kind, self.terms_days)
+
+
+CONTRACT_KINDS = ("fixed_price", "time_and_materials", "retainer")
+RETAINER_PERIODS = ("month", "quarter", "year")
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {CONTRACT_KINDS!r}", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    # fixed price: the contract's total, of which milestones are amounts or percentages
+    total_amount: Mapped[Decimal | None]
+    # retainer: a fixed amount per period
+    retainer_amount: Mapped[Decimal | None]
+    retainer_period: Mapped[str | None] = mapped_column(String(10))
+    # time and materials: how many hours make a billed day
+    hours_per_day: Mapped[Decimal] = mapped_column(default=Decimal("8"))
+    vat_category: Mapped[str] = mapped_column(String(3), default="S")
+    vat_rate: Mapped[Decimal] = mapped_column(default=Decimal("20"))
+    vat_exemption_reason: Mapped[str | None] = mapped_column(String(300))
+    purchase_order_ref: Mapped[str | None] = mapped_column(String(100))
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    entity: Mapped[Entity] = relationship()
+    client: Mapped[Client] = relationship()
+    milestones: Mapped[list[Milestone]] = relationship(
+        back_populates="contract", order_by="Milestone.position", cascade="all, delete-orphan"
+    )
+    rates: Mapped[list[Rate]] = relationship(
+        back_populates="contract", order_by="Rate.effective_from", cascade="all, delete-orphan"
+    )
+
+    @property
+    def vat(self) -> Vat:
+        return Vat(self.vat_category, self.vat_rate, self.vat_exemption_reason)
+
+
+MILESTONE_STATUSES = ("pending", "done", "invoiced")
+
+
+class Milestone(Base):
+    """A billable step of a fixed-price contract.
+
+    Which PM task completes it is said by its selectors: an exact task id, a
+    label (tag), or a task type. A label or type may select several tasks: the
+    first one completed takes the next pending milestone, and is recorded in
+    ``task_ref`` so that a replay or a reopen finds the same milestone.
+    """
+
+    __tablename__ = "milestones"
+    __table_args__ = (
+        UniqueConstraint("contract_id", "reference"),
+        CheckConstraint(f"status IN {MILESTONE_STATUSES!r}", name="status"),
+        CheckConstraint("(amount IS NULL) <> (percentage IS NULL)", name="amount_or_percentage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    reference: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[Decimal | None]
+    percentage: Mapped[Decimal | None]
+    match_task_id: Mapped[str | None] = mapped_column(String(100))
+    match_label: Mapped[str | None] = mapped_column(String(100))
+    match_task_type: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    task_ref: Mapped[str | None] = mapped_column(String(100))
+    task_url: Mapped[str | None] = mapped_column(String(500))
+    done_at: Mapped[datetime | None]
+    # when the last task event applied to this milestone happened, at the source:
+    # an older event arriving late changes nothing
+    last_event_at: Mapped[datetime | None]
+
+    contract: Mapped[Contract] = relationship(back_populates="milestones")
+
+    def price(self) -> Money:
+        contract = self.contract
+        if self.amount is not None:
+            return Money(self.amount, contract.currency).quantize()
+        assert self.percentage is not None
+        if contract.total_amount is None:
+            from .errors import Invalid
+
+            raise Invalid(
+                f"milestone {self.reference} is a percentage but contract {contract.reference} has no total",
+                code="contract_total_missing",
+            )
+        return (Money(contract.total_amount, contract.currency) * self.percentage * Decimal("0.01")).quantize()
+
+
+class Rate(Base):
+    """A time-and-materials rate for a person or a role, effective from a date."""
+
+    __tablename__ = "rates"
+    __table_args__ = (
+        CheckConstraint("(person_ref IS NULL) <> (role IS NULL)", name="person_or_role"),
+        CheckConstraint("unit IN ('hour', 'day')", name="unit"),
+        UniqueConstraint("contract_id", "person_ref", "role", "effective_from"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    person_ref: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[Decimal]
+    unit: Mapped[str] = mapped_column(String(10), default="day")
+    effective_from: Mapped[date] = mapped_column(Date)
+
+    contract: Mapped[Contract] = relationship(back_populates="rates")
+
+
+class ContractMember(Base):
+    """Which role a person plays on a time-and-materials contract."""
+
+    __tablename__ = "contract_members"
+    __table_args__ = (UniqueConstraint("contract_id", "person_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    person_ref: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(100))
+
+
+class Integration(Base):
+    """A connected PM tool. Its secrets are write-only: never returned, never logged."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[str | None] = mapped_column(String(500))
+    previous_secret: Mapped[str | None] = mapped_column(String(500))
+    secret_rotated_at: Mapped[datetime | None]
+    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:  # never shows the secrets
+        return f"<Integration {self.key} source={self.source}>"
+
+
+class Mapping(Base):
+    """Integration + PM project -> contract, and which statuses mean done."""
+
+    __tablename__ = "mappings"
+    __table_args__ = (UniqueConstraint("integration_id", "pm_project"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    pm_project: Mapped[str] = mapped_column(String(200))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    # empty: the tool's own "done" category decides; otherwise only these statuses do
+    done_statuses: Mapped[list[str]] = mapped_column(default=list)
+
+    integration: Mapped[Integration] = relationship()
+    contract: Mapped[Contract] = relationship()
+
+
+INVOICE_KINDS = ("invoice", "credit_note")
+INVOICE_STATUSES = ("draft", "issued", "partially_paid", "paid", "credited", "cancelled")
+# once issued, only these columns may still change (state derived from payments and credits)
+MUTABLE_AFTER_ISSUE = frozenset({"status"})
+
+
+class Invoice(Base):
+    """An invoice or a credit note.
+
+    Numbered when issued, never when drafted. Once issued, it is frozen: the
+    seller and buyer are kept as they were on the issue date, and a guard
+    refuses any change but its payment status (see :mod:`jalon.core.guards`).
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "number"),
+        CheckConstraint(f"kind IN {INVOICE_KINDS!r}", name="kind"),
+        CheckConstraint(f"status IN {INVOICE_STATUSES!r}", name="status"),
+        # a milestone is invoiced at most once (a cancelled draft or a credited
+        # invoice frees it)
+        Index(
+            "uq_invoices_live_milestone",
+            "milestone_id",
+            unique=True,
+            sqlite_where=text("milestone_id IS NOT NULL AND status NOT IN ('cancelled', 'credited')"),
+            postgresql_where=text("milestone_id IS NOT NULL AND status NOT IN ('cancelled', 'credited')"),
+        ),
+        Index("ix_invoices_client_status", "client_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="invoice")
+    # active history: the guard must see the stored status even when it was not loaded
+    status: Mapped[str] = mapped_column(String(20), default="draft", active_history=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"))
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"))
+    corrects_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    number: Mapped[str | None] = mapped_column(String(50))
+    sequence_year: Mapped[int | None] = mapped_column(Integer)
+    sequence_no: Mapped[int | None] = mapped_column(Integer)
+    issue_date: Mapped[date | None] = mapped_column(Date)
+    service_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    purchase_order_ref: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    total_net: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    total_vat: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    total_gross: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    seller: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    buyer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    payment_terms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="system")
+    issued_at: Mapped[datetime | None]
+    issued_by: Mapped[str | None] = mapped_column(String(200))
+
+    entity: Mapped[Entity] = relationship()
+    client: Mapped[Client] = relationship()
+    contract: Mapped[Contract | None] = relationship()
+    milestone: Mapped[Milestone | None] = relationship()
+    corrects: Mapped[Invoice | None] = relationship(remote_side=[id])
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        back_populates="invoice", order_by="InvoiceLine.position", cascade="all, delete-orphan"
+    )
+    allocations: Mapped[list[PaymentAllocation]] = relationship(back_populates="invoice")
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == "draft"
+
+    @property
+    def sign(self) -> int:
+        """A credit note's amounts count against the client: -1."""
+        return -1 if self.kind == "credit_note" else 1
+
+    def money(self, amount: Decimal) -> Money:
+        return Money(amount, self.currency)
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal]
+    # UN/ECE recommendation 20 codes, as Factur-X wants them: C62 unit, HUR hour, DAY day
+    unit: Mapped[str] = mapped_column(String(10), default="C62")
+    unit_price: Mapped[Decimal]
+    vat_category: Mapped[str] = mapped_column(String(3), default="S")
+    vat_rate: Mapped[Decimal] = mapped_column(default=Decimal("20"))
+    vat_exemption_reason: Mapped[str | None] = mapped_column(String(300))
+    net_amount: Mapped[Decimal]
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+    @property
+    def vat(self) -> Vat:
+        return Vat(self.vat_category, self.vat_rate, self.vat_exemption_reason)
+
+
+class InvoiceSequence(Base):
+    """The last number given per entity and year: the lock that keeps numbers
+    continuous across concurrent issuers."""
+
+    __tablename__ = "invoice_sequences"
+    __table_args__ = (UniqueConstraint("entity_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
+    year: Mapped[int] = mapped_column(Integer)
+    last_no: Mapped[int] = mapped_column(Integer, default=0)
+    last_issue_date: Mapped[date | None] = mapped_column(Date)
+
+
+class Payment(Base):
+    """Money received from a client. Append-only: a mistake is reversed, not edited."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    received_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(30), default="transfer")
+    reference: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="system")
+
+    client: Mapped[Client] = relationship()
+    allocations: Mapped[list[PaymentAllocation]] = relationship(
+        back_populates="payment", cascade="all"
+    )
+
+    @property
+    def unallocated(self) -> Money:
+        allocated = sum((Money(a.amount, self.currency) for a in self.allocations), Money.zero(self.currency))
+        return Money(self.amount, self.currency) - allocated
+
+
+class PaymentAllocation(Base):
+    __tablename__ = "payment_allocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    amount: Mapped[Decimal]
+
+    payment: Mapped[Payment] = relationship(back_populates="allocations")
+    invoice: Mapped[Invoice] = relationship(back_populates="allocations")
+
+
+class TimeEntry(Base):
+    """The time ledger: one row per worklog of a PM tool, kept up to date by
+    TimeLogged / TimeLogChanged / TimeLogDeleted. Billing reads it later."""
+
+    __tablename__ = "time_entries"
+    __table_args__ = (UniqueConstraint("integration_id", "worklog_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    worklog_ref: Mapped[str] = mapped_column(String(100))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    project_ref: Mapped[str] = mapped_column(String(200))
+    task_ref: Mapped[str] = mapped_column(String(100))
+    person_ref: Mapped[str | None] = mapped_column(String(200))
+    seconds: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+    description: Mapped[str | None] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_event_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskState(Base):
+    """The last known state of a PM task, so that an event older than the last
+    one applied (a late retry, an out-of-order delivery) changes nothing."""
+
+    __tablename__ = "task_states"
+    __table_args__ = (UniqueConstraint("integration_id", "task_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    task_ref: Mapped[str] = mapped_column(String(100))
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_event_at: Mapped[datetime]
+
+
+class AuditRecord(Base):
+    """Who did what, when, and why: one row per change of state. Append-only."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject_type: Mapped[str] = mapped_column(String(50))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiToken(Base):
+    """A bearer token for the admin API, stored as a SHA-256 digest only."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("scope IN ('admin', 'finance')", name="scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(20))
+    prefix: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,282 @@
+"""What an event means for billing.
+
+The admins' mappings decide: which integration + PM project is which contract,
+which statuses mean done, and (on each milestone) which tasks complete it.
+Every function here is idempotent: applying the same event twice, or an older
+event after a newer one, changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from . import audit
+from .events import (
+    CoreEvent,
+    Outcome,
+    TaskCompleted,
+    TaskEvent,
+    TaskReopened,
+    TimeLogChanged,
+    TimeLogDeleted,
+    TimeLogged,
+)
+from .invoicing import BUSINESS_TZ, LineSpec, cancel_draft, create_draft
+from .models import Integration, Invoice, Mapping, Milestone, TaskState, TimeEntry
+
+
+def find_mapping(session: Session, integration: Integration, project_ref: str) -> Mapping | None:
+    return session.execute(
+        select(Mapping).where(Mapping.integration_id == integration.id, Mapping.pm_project == project_ref)
+    ).scalar_one_or_none()
+
+
+def apply_event(session: Session, event: CoreEvent) -> Outcome:
+    """Apply one event in the caller's transaction and say what it did."""
+    integration = session.execute(
+        select(Integration).where(Integration.key == event.integration)
+    ).scalar_one_or_none()
+    if integration is None:
+        return Outcome(event, "ignored", f"unknown integration {event.integration!r}")
+    mapping = find_mapping(session, integration, event.project_ref)
+    if mapping is None:
+        return Outcome(event, "ignored", f"project {event.project_ref!r} is not mapped to a contract")
+    if isinstance(event, (TaskCompleted, TaskReopened)):
+        if not _advance_task_state(session, integration, event, done=isinstance(event, TaskCompleted)):
+            return Outcome(event, "ignored", "older than the last event applied to this task")
+        if isinstance(event, TaskCompleted):
+            return _task_completed(session, mapping, event)
+        return _task_reopened(session, mapping, event)
+    if isinstance(event, (TimeLogged, TimeLogChanged, TimeLogDeleted)):
+        return _time_event(session, integration, mapping, event)
+    raise TypeError(f"not a core event: {type(event).__name__}")
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _advance_task_state(session: Session, integration: Integration, event: TaskEvent, *, done: bool) -> bool:
+    """Record the task's new state unless a newer event was already applied.
+
+    The row is locked for the rest of the transaction, so two workers applying
+    events of one task take turns.
+    """
+    session.execute(
+        _insert(session)(TaskState)
+        .values(integration_id=integration.id, task_ref=event.task_ref, done=done, last_event_at=event.occurred_at)
+        .on_conflict_do_nothing(index_elements=["integration_id", "task_ref"])
+    )
+    state = session.execute(
+        select(TaskState)
+        .where(TaskState.integration_id == integration.id, TaskState.task_ref == event.task_ref)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if event.occurred_at < state.last_event_at:
+        return False
+    state.done = done
+    state.last_event_at = event.occurred_at
+    return True
+
+
+def _is_done_status(mapping: Mapping, status: str | None) -> bool:
+    if not mapping.done_statuses:
+        return True  # the source already said the task entered its done category
+    wanted = {s.casefold() for s in mapping.done_statuses}
+    return (status or "").casefold() in wanted
+
+
+def _bound_milestone(session: Session, mapping: Mapping, task_ref: str) -> Milestone | None:
+    return session.execute(
+        select(Milestone)
+        .where(Milestone.contract_id == mapping.contract_id, Milestone.task_ref == task_ref)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _select_milestone(session: Session, mapping: Mapping, event: TaskCompleted) -> Milestone | None:
+    """The milestone this task completes: its own if it is already bound, else the
+    first free one whose selector matches (exact task id first, then label, then
+    task type, in the contract's order)."""
+    conditions = [Milestone.match_task_id == event.task_ref]
+    if event.labels:
+        conditions.append(Milestone.match_label.in_(event.labels))
+    if event.task_type:
+        conditions.append(Milestone.match_task_type == event.task_type)
+    candidates = session.execute(
+        select(Milestone)
+        .where(
+            Milestone.contract_id == mapping.contract_id,
+            Milestone.status == "pending",
+            Milestone.task_ref.is_(None),
+            or_(*conditions),
+        )
+        .order_by(Milestone.position, Milestone.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars().all()
+    for selector in ("match_task_id", "match_label", "match_task_type"):
+        for milestone in candidates:
+            value = getattr(milestone, selector)
+            if value is None:
+                continue
+            if selector == "match_task_id" and value == event.task_ref:
+                return milestone
+            if selector == "match_label" and value in event.labels:
+                return milestone
+            if selector == "match_task_type" and value == event.task_type:
+                return milestone
+    return None
+
+
+def _task_completed(session: Session, mapping: Mapping, event: TaskCompleted) -> Outcome:
+    if not _is_done_status(mapping, event.status):
+        return Outcome(event, "ignored", f"status {event.status!r} is not one of this mapping's done statuses")
+    contract = mapping.contract
+    if contract.kind != "fixed_price":
+        return Outcome(event, "ignored", f"contract {contract.reference} is {contract.kind}: no milestones")
+    milestone = _bound_milestone(session, mapping, event.task_ref)
+    if milestone is not None and milestone.status != "pending":
+        return Outcome(event, "unchanged", f"milestone {milestone.reference} is already {milestone.status}",
+                       milestone_id=milestone.id)
+    if milestone is None:
+        milestone = _select_milestone(session, mapping, event)
+    if milestone is None:
+        return Outcome(event, "ignored", f"task {event.task_ref} is not a milestone of {contract.reference}")
+    actor = _actor(event)
+    milestone.status = "done"
+    milestone.task_ref = event.task_ref
+    milestone.task_url = event.task_url or milestone.task_url
+    milestone.done_at = event.occurred_at
+    milestone.last_event_at = event.occurred_at
+    audit.record(
+        session,
+        actor=actor,
+        action="milestone.done",
+        subject=milestone,
+        reason=f"task {event.task_ref} moved to {event.status or 'done'}",
+        details={"task_ref": event.task_ref, "event_id": event.event_id},
+    )
+    invoice = create_draft(
+        session,
+        entity=contract.entity,
+        client=contract.client,
+        contract=contract,
+        milestone=milestone,
+        lines=[
+            LineSpec(
+                description=f"{contract.name} — {milestone.name}",
+                quantity=Decimal(1),
+                unit_price=milestone.price().amount,
+                unit="C62",
+                vat=contract.vat,
+            )
+        ],
+        actor=actor,
+        service_date=event.occurred_at.astimezone(BUSINESS_TZ).date(),
+        reason=f"milestone {milestone.reference} done",
+    )
+    return Outcome(event, "milestone_done", f"milestone {milestone.reference} done, draft invoice created",
+                   milestone_id=milestone.id, invoice_id=invoice.id)
+
+
+def _task_reopened(session: Session, mapping: Mapping, event: TaskReopened) -> Outcome:
+    milestone = _bound_milestone(session, mapping, event.task_ref)
+    if milestone is None or milestone.status == "pending":
+        return Outcome(event, "ignored", f"task {event.task_ref} has no completed milestone")
+    actor = _actor(event)
+    milestone.last_event_at = event.occurred_at
+    if milestone.status == "invoiced":
+        audit.record(session, actor=actor, action="milestone.reopened_after_issue", subject=milestone,
+                     reason=f"task {event.task_ref} reopened; its invoice is issued and stays so")
+        return Outcome(event, "reopened_after_issue",
+                       f"milestone {milestone.reference} reopened but already invoiced: finance must decide",
+                       milestone_id=milestone.id)
+    drafts = session.execute(
+        select(Invoice).where(Invoice.milestone_id == milestone.id, Invoice.status == "draft")
+    ).scalars().all()
+    for draft in drafts:
+        cancel_draft(session, draft, actor=actor, reason=f"task {event.task_ref} reopened")
+    milestone.status = "pending"
+    milestone.done_at = None
+    audit.record(session, actor=actor, action="milestone.reopened", subject=milestone,
+                 reason=f"task {event.task_ref} reopened")
+    return Outcome(event, "draft_cancelled", f"milestone {milestone.reference} reopened, draft cancelled",
+                   milestone_id=milestone.id, invoice_id=drafts[0].id if drafts else None)
+
+
+def _time_event(
+    session: Session, integration: Integration, mapping: Mapping, event: TimeLogged | TimeLogChanged | TimeLogDeleted
+) -> Outcome:
+    entry = session.execute(
+        select(TimeEntry)
+        .where(TimeEntry.integration_id == integration.id, TimeEntry.worklog_ref == event.worklog_ref)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if entry is not None and entry.last_event_at is not None and event.occurred_at < entry.last_event_at:
+        return Outcome(event, "ignored", "older than the last event applied to this worklog", time_entry_id=entry.id)
+    actor = _actor(event)
+    if isinstance(event, TimeLogDeleted):
+        if entry is None:
+            # a tombstone, so that a late "created" for this worklog bills nothing
+            entry = _new_entry(session, integration, mapping, event, seconds=0)
+        if entry.deleted:
+            return Outcome(event, "unchanged", "worklog already deleted", time_entry_id=entry.id)
+        before = entry.seconds
+        entry.deleted = True
+        entry.last_event_at = event.occurred_at
+        audit.record(session, actor=actor, action="time_entry.deleted", subject=entry,
+                     details={"seconds_before": before})
+        return Outcome(event, "time_deleted", f"worklog {event.worklog_ref} deleted", time_entry_id=entry.id)
+    if entry is None:
+        entry = _new_entry(session, integration, mapping, event, seconds=event.seconds)
+        entry.started_at = event.started_at
+        entry.description = event.description
+        entry.last_event_at = event.occurred_at
+        audit.record(session, actor=actor, action="time_entry.logged", subject=entry,
+                     details={"seconds": event.seconds, "task_ref": event.task_ref})
+        return Outcome(event, "time_logged", f"{event.seconds} s logged on {event.task_ref}", time_entry_id=entry.id)
+    if entry.deleted:
+        return Outcome(event, "ignored", "worklog was deleted", time_entry_id=entry.id)
+    if (entry.seconds, entry.started_at, entry.description) == (event.seconds, event.started_at, event.description):
+        entry.last_event_at = event.occurred_at
+        return Outcome(event, "unchanged", "worklog already has these values", time_entry_id=entry.id)
+    before = entry.seconds
+    entry.seconds = event.seconds
+    entry.started_at = event.started_at or entry.started_at
+    entry.description = event.description if event.description is not None else entry.description
+    entry.person_ref = event.person_ref or entry.person_ref
+    entry.last_event_at = event.occurred_at
+    audit.record(session, actor=actor, action="time_entry.changed", subject=entry,
+                 details={"seconds_before": before, "seconds": event.seconds})
+    return Outcome(event, "time_changed", f"worklog {event.worklog_ref}: {before} s -> {event.seconds} s",
+                   time_entry_id=entry.id, extra={"delta_seconds": event.seconds - before})
+
+
+def _new_entry(session: Session, integration: Integration, mapping: Mapping, event, *, seconds: int) -> TimeEntry:  # type: ignore[no-untyped-def]
+    entry = TimeEntry(
+        integration_id=integration.id,
+        worklog_ref=event.worklog_ref,
+        contract_id=mapping.contract_id,
+        project_ref=event.project_ref,
+        task_ref=event.task_ref,
+        person_ref=event.person_ref,
+        seconds=seconds,
+        deleted=False,
+        last_event_at=event.occurred_at,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _actor(event: TaskEvent) -> str:
+    return f"{event.integration}:{event.actor}" if event.actor else event.integration

@@ -1,0 +1,1 @@
+"""jalon's clickup source plugin (its hooks arrive with the connector's plugin API)."""

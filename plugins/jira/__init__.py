@@ -1,0 +1,1 @@
+"""jalon's jira source plugin (its hooks arrive with the connector's plugin API)."""
