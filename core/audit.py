@@ -32,7 +32,13 @@ def record(
         details=_jsonable(details or {}),
     )
     session.add(entry)
+    session.info["audit_records"] = recorded_in(session) + 1
     return entry
+
+
+def recorded_in(session: Session) -> int:
+    """How many audit records this session has added so far."""
+    return session.info.get("audit_records", 0)
 
 
 def _jsonable(value: Any) -> Any:

@@ -441,16 +441,25 @@ def apply_config(session: Session, config: Data, *, actor: str) -> dict[str, dic
         items = config.get(section) or []
         if not isinstance(items, list):
             raise Invalid(f"{section} must be a list", code="config_invalid_section")
-        counts = {"created": 0, "unchanged_or_updated": 0}
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
         for index, item in enumerate(items):
             if not isinstance(item, MappingABC):
                 raise Invalid(f"{section}[{index}] must be a mapping", code="config_invalid_item")
+            # a change is what leaves an audit record (nested milestones and rates included)
+            audits_before = _pending_audits(session)
             try:
                 _, created = upsert(session, item, actor=actor)
             except (Invalid, NotFound, Conflict) as error:
                 error.message = f"{section}[{index}]: {error.message}"
                 error.args = (error.message,)
                 raise
-            counts["created" if created else "unchanged_or_updated"] += 1
+            if created:
+                counts["created"] += 1
+            else:
+                counts["updated" if _pending_audits(session) > audits_before else "unchanged"] += 1
         summary[section] = counts
     return summary
+
+
+def _pending_audits(session: Session) -> int:
+    return audit.recorded_in(session)

@@ -1,0 +1,206 @@
+"""The ``jalon`` command.
+
+Every command reads the database URL from ``--database-url`` or
+``JALON_DATABASE_URL`` (default: ``sqlite:///jalon.db`` in the current folder).
+A domain error ends the command with exit code 1 and its stable code, e.g.
+``error [config_invalid_yaml]: ...``; nothing is half-written, since each
+command is one transaction.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from jalon.core.db import database_url, make_engine, make_sessionmaker, unit_of_work
+from jalon.core.errors import JalonError
+from jalon.core.migrate import current, upgrade
+
+
+class Context:
+    def __init__(self, url: str | None):
+        self.url = database_url(url)
+        self._engine = None
+
+    @property
+    def engine(self):  # type: ignore[no-untyped-def]
+        if self._engine is None:
+            self._engine = make_engine(self.url)
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        with unit_of_work(make_sessionmaker(self.engine)) as session:
+            yield session
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Domain and database errors become one clear line and exit code 1."""
+    try:
+        yield
+    except JalonError as error:
+        click.echo(f"error [{error.code}]: {error.message}", err=True)
+        sys.exit(1)
+    except OperationalError as error:
+        click.echo(f"error [database_unavailable]: {error.orig}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--database-url", envvar="JALON_DATABASE_URL", default=None, metavar="URL",
+              help="SQLAlchemy URL (sqlite:///jalon.db, postgresql+psycopg://...).")
+@click.version_option(package_name="jalon")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """jalon: finished work in your PM tools becomes invoices, followed until paid."""
+    ctx.obj = Context(database_url)
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: Context) -> None:
+    """Migrate the database to the latest schema (safe to run again)."""
+    with domain_errors():
+        upgrade(obj.engine)
+        click.echo(f"database at revision {current(obj.engine)}")
+
+
+@db.command("current")
+@click.pass_obj
+def db_current(obj: Context) -> None:
+    """Print the schema revision of the database."""
+    with domain_errors():
+        click.echo(current(obj.engine) or "empty (run `jalon db upgrade`)")
+
+
+@main.group()
+def token() -> None:
+    """API tokens (shown once, stored hashed)."""
+
+
+@token.command("create")
+@click.option("--scope", type=click.Choice(["admin", "finance"]), required=True)
+@click.option("--name", default=None, help="Who or what holds the token (shown in the audit trail).")
+@click.pass_obj
+def token_create(obj: Context, scope: str, name: str | None) -> None:
+    """Create a bearer token for the admin API and print it once."""
+    from jalon.core.tokens import create_token
+
+    with domain_errors(), obj.session() as session:
+        record, plain = create_token(session, name=name or f"{scope} token", scope=scope, actor="cli")
+    click.echo(plain)
+    click.echo(f"token {record.id} ({scope}, {record.name}): keep it now, it is not shown again", err=True)
+
+
+@token.command("list")
+@click.pass_obj
+def token_list(obj: Context) -> None:
+    """List tokens (never their secret)."""
+    from sqlalchemy import select
+
+    from jalon.core.models import ApiToken
+
+    with domain_errors(), obj.session() as session:
+        for record in session.execute(select(ApiToken).order_by(ApiToken.id)).scalars():
+            state = "revoked" if record.revoked_at else "active"
+            click.echo(f"{record.id}\t{record.scope}\t{state}\t{record.prefix}…\t{record.name}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@click.pass_obj
+def token_revoke(obj: Context, token_id: int) -> None:
+    """Revoke a token by its id."""
+    from jalon.core.errors import NotFound
+    from jalon.core.models import ApiToken
+    from jalon.core.tokens import revoke
+
+    with domain_errors(), obj.session() as session:
+        record = session.get(ApiToken, token_id)
+        if record is None:
+            raise NotFound(f"no token {token_id}", code="token_not_found")
+        revoke(session, record, actor="cli")
+    click.echo(f"token {token_id} revoked")
+
+
+@main.group()
+def config() -> None:
+    """Configuration as code (entities, clients, contracts, integrations, mappings)."""
+
+
+@config.command("apply")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check and report, then roll back.")
+@click.pass_obj
+def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
+    """Apply a YAML configuration file, idempotently, in one transaction."""
+    from jalon.connector.configfile import load
+    from jalon.core.catalog import apply_config
+
+    class DryRun(Exception):
+        pass
+
+    with domain_errors():
+        data = load(path)
+        try:
+            with obj.session() as session:
+                summary = apply_config(session, data, actor=f"config:{path.name}")
+                if dry_run:
+                    raise DryRun
+        except DryRun:
+            pass
+    for section, counts in summary.items():
+        click.echo(f"{section:<13} {counts['created']} created, {counts['updated']} updated, "
+                   f"{counts['unchanged']} unchanged")
+    if dry_run:
+        click.echo("dry run: nothing was written")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes. More than one needs PostgreSQL.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Threads per process: a slow client holds one thread, not the server.")
+@click.option("--migrate/--no-migrate", default=True, show_default=True,
+              help="Upgrade the schema before serving (turn off when several hosts start at once).")
+@click.pass_obj
+def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrate: bool) -> None:
+    """Serve the API and webhook intake with gunicorn (threaded workers)."""
+    from jalon.connector.server import run
+
+    with domain_errors():
+        if migrate:
+            upgrade(obj.engine)
+        obj.engine.dispose()
+        run(database_url=obj.url, host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--database", "database_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keep the demo's SQLite file here (default: a temporary file, removed afterwards).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The configuration to start from (default: the bundled example).")
+def demo(database_path: Path | None, config_path: Path | None) -> None:
+    """The one-command tour: configure, complete a milestone, issue, get paid."""
+    from jalon.connector.demo import run_demo
+
+    with domain_errors():
+        run_demo(database_path=database_path, config_path=config_path, echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
