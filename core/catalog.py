@@ -40,14 +40,20 @@ from .vat import Vat
 
 Data = MappingABC[str, Any]
 
-SECRET_FIELDS = frozenset({"secret", "credentials"})
+SECRET_FIELDS = frozenset({"secret", "previous_secret", "credentials"})
 LANGUAGES = ("fr", "en")
+
+
+def _singular(model: type) -> str:
+    """The record's kind as audit actions name it: "entity", "client", "milestone"..."""
+    table = model.__tablename__
+    return table[:-3] + "y" if table.endswith("ies") else table[:-1]
 
 
 def _get_by(session: Session, model: type, field: str, value: Any, code: str) -> Any:
     found = session.execute(select(model).where(getattr(model, field) == value)).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"no {model.__tablename__[:-1]} with {field} {value!r}", code=code)
+        raise NotFound(f"no {_singular(model)} with {field} {value!r}", code=code)
     return found
 
 
@@ -94,7 +100,7 @@ def _upsert(
         audit.record(
             session,
             actor=actor,
-            action=f"{model.__tablename__[:-1]}.{'created' if created else 'updated'}",
+            action=f"{_singular(model)}.{'created' if created else 'updated'}",
             subject=obj,
             details=changed,
         )
@@ -252,6 +258,11 @@ def upsert_contract(session: Session, data: Data, *, actor: str) -> tuple[Contra
     ) and existing.milestones and any(m.status != "pending" for m in existing.milestones):
         raise Conflict("a contract with billed milestones cannot change entity, client or currency",
                        code="contract_locked")
+    if existing is not None and existing.total_amount != total and any(
+        m.percentage is not None and m.status != "pending" for m in existing.milestones
+    ):
+        raise Conflict("the contract's total cannot change: a billed milestone is a percentage of it",
+                       code="milestone_locked")
     contract, created, _ = _upsert(session, Contract, "reference", data["reference"], values, actor=actor)
     for position, milestone in enumerate(data.get("milestones") or [], start=1):
         upsert_milestone(session, contract, {"position": position, **milestone}, actor=actor)

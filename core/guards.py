@@ -31,8 +31,27 @@ def _was_issued(invoice: Invoice) -> bool:
     return committed != "draft"
 
 
+def _issued_invoice_of(session: Session, line: InvoiceLine) -> Invoice | None:
+    """The issued invoice a line belongs to, now or as stored: a line moved away
+    from an issued invoice, or added to one by its id alone, touches it."""
+    invoices = [line.invoice, *inspect(line).attrs.invoice.history.deleted]
+    if line.invoice is None and line.invoice_id is not None:
+        invoices.append(session.get(Invoice, line.invoice_id))
+    return next((i for i in invoices if i is not None and _was_issued(i)), None)
+
+
 def check_session(session: Session) -> None:
+    for obj in session.new:
+        if isinstance(obj, InvoiceLine) and (issued := _issued_invoice_of(session, obj)) is not None:
+            raise ImmutableRecord(f"invoice {issued.number} is issued: no line can be added to it",
+                                  code="invoice_issued")
     for obj in session.dirty:
+        # a line removed from an issued invoice's collection would be deleted as an
+        # orphan during the flush, after this check: refuse the collection change
+        if isinstance(obj, Invoice) and _was_issued(obj) and inspect(obj).attrs.lines.history.has_changes():
+            raise ImmutableRecord(
+                f"invoice {obj.number} is issued: its lines cannot be changed", code="invoice_issued"
+            )
         if not session.is_modified(obj, include_collections=False):
             continue
         if isinstance(obj, Invoice) and _was_issued(obj):
@@ -48,9 +67,9 @@ def check_session(session: Session) -> None:
                     "issue a credit note to correct it",
                     code="invoice_issued",
                 )
-        elif isinstance(obj, InvoiceLine) and obj.invoice is not None and _was_issued(obj.invoice):
+        elif isinstance(obj, InvoiceLine) and (issued := _issued_invoice_of(session, obj)) is not None:
             raise ImmutableRecord(
-                f"invoice {obj.invoice.number} is issued: its lines cannot be changed",
+                f"invoice {issued.number} is issued: its lines cannot be changed",
                 code="invoice_issued",
             )
         elif isinstance(obj, (Payment, PaymentAllocation, AuditRecord)):
@@ -61,9 +80,9 @@ def check_session(session: Session) -> None:
     for obj in session.deleted:
         if isinstance(obj, Invoice) and (_was_issued(obj) or obj.number is not None):
             raise ImmutableRecord(f"invoice {obj.number} is issued and cannot be deleted", code="invoice_issued")
-        if isinstance(obj, InvoiceLine) and obj.invoice is not None and _was_issued(obj.invoice):
+        if isinstance(obj, InvoiceLine) and (issued := _issued_invoice_of(session, obj)) is not None:
             raise ImmutableRecord(
-                f"invoice {obj.invoice.number} is issued: its lines cannot be deleted", code="invoice_issued"
+                f"invoice {issued.number} is issued: its lines cannot be deleted", code="invoice_issued"
             )
         if isinstance(obj, (Payment, PaymentAllocation, AuditRecord)):
             raise ImmutableRecord(

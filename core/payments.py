@@ -183,9 +183,11 @@ class ClientBalance:
 
 def client_balances(session: Session, client: Client) -> list[ClientBalance]:
     """The client's open balance, one per currency it is invoiced or pays in."""
+    # paid and credited invoices count too: once credited after a payment, their
+    # open balance is negative, money the client has paid and is owed back
     invoices = session.execute(
         select(Invoice).where(
-            Invoice.client_id == client.id, Invoice.kind == "invoice", Invoice.status.in_(OPEN_STATUSES)
+            Invoice.client_id == client.id, Invoice.kind == "invoice", Invoice.status.not_in(("draft", "cancelled"))
         )
     ).scalars()
     open_by: dict[str, Money] = {}

@@ -3,12 +3,14 @@ contract with three milestones, a Jira integration and its mapping."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from jalon.core import catalog
-from jalon.core.events import TaskCompleted, TaskReopened
+from jalon.core import catalog, invoicing
+from jalon.core.events import TaskCompleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
+from jalon.core.invoicing import LineSpec
+from jalon.core.vat import Vat
 
 ENTITY = {
     "code": "atelier",
@@ -71,12 +73,62 @@ def at(minute: int = 0) -> datetime:
 
 def completed(task: str = "WEB-1", minute: int = 0, **kw: Any) -> TaskCompleted:
     return TaskCompleted(integration="jira-atelier", project_ref="WEB", task_ref=task, occurred_at=at(minute),
-                         status="Done", actor="alice", **kw)
+                         **{"status": "Done", "actor": "alice", **kw})
 
 
 def reopened(task: str = "WEB-1", minute: int = 1, **kw: Any) -> TaskReopened:
     return TaskReopened(integration="jira-atelier", project_ref="WEB", task_ref=task, occurred_at=at(minute),
-                        status="In Progress", actor="alice", **kw)
+                        **{"status": "In Progress", "actor": "alice", **kw})
 
 
 D = Decimal
+
+
+# --- helpers for the core's tests (invoices, payments, time events) ---
+
+OTHER_CLIENT = {
+    "code": "horizon",
+    "name": "Horizon Logistique SARL",
+    "address_line1": "5 quai du Port",
+    "postcode": "13002",
+    "city": "Marseille",
+    "payment_terms": {"kind": "net", "days": 45},
+}
+
+
+def line(unit_price: str, quantity: str = "1", vat: Vat | None = None, description: str = "Prestation",
+         unit: str = "C62") -> LineSpec:
+    return LineSpec(description, Decimal(quantity), Decimal(unit_price), unit, vat or Vat())
+
+
+def draft(session, *lines: LineSpec, client: str = "lumiere", entity: str = "atelier",  # type: ignore[no-untyped-def]
+          currency: str | None = None):
+    """A draft invoice outside any contract (lines default to one of 1 000.00 at 20 %)."""
+    return invoicing.create_draft(
+        session,
+        entity=catalog.get_entity(session, entity),
+        client=catalog.get_client(session, client),
+        lines=list(lines) or [line("1000.00")],
+        currency=currency,
+        actor="finance",
+    )
+
+
+def issued(session, *lines: LineSpec, on: date = date(2026, 11, 2), **kw: Any):  # type: ignore[no-untyped-def]
+    invoice = draft(session, *lines, **kw)
+    return invoicing.issue(session, invoice.id, actor="finance", issue_date=on)
+
+
+def logged(worklog: str = "WL-1", seconds: int = 3600, minute: int = 0, **kw: Any) -> TimeLogged:
+    return TimeLogged(integration="jira-atelier", project_ref="WEB", task_ref="WEB-5", worklog_ref=worklog,
+                      seconds=seconds, **{"person_ref": "bob", "occurred_at": at(minute), "actor": "bob", **kw})
+
+
+def log_changed(worklog: str = "WL-1", seconds: int = 5400, minute: int = 1, **kw: Any) -> TimeLogChanged:
+    return TimeLogChanged(integration="jira-atelier", project_ref="WEB", task_ref="WEB-5", worklog_ref=worklog,
+                          seconds=seconds, **{"person_ref": "bob", "occurred_at": at(minute), "actor": "bob", **kw})
+
+
+def log_deleted(worklog: str = "WL-1", minute: int = 2, **kw: Any) -> TimeLogDeleted:
+    return TimeLogDeleted(integration="jira-atelier", project_ref="WEB", task_ref="WEB-5", worklog_ref=worklog,
+                          **{"person_ref": "bob", "occurred_at": at(minute), "actor": "bob", **kw})

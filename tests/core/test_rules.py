@@ -1,0 +1,234 @@
+"""What a PM tool's task events mean for billing: a completed milestone task
+drafts its invoice once, whatever the replays, reopenings and delays."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from jalon.core.db import unit_of_work
+from jalon.core.events import TaskCompleted
+from jalon.core.invoicing import issue
+from jalon.core.models import AuditRecord, Invoice, Milestone, TaskState
+from jalon.core.rules import apply_event
+
+from tests.factories import CONTRACT, MAPPING, at, completed, reopened, seed
+
+D = Decimal
+
+
+def _apply(Session, *events):  # noqa: N803
+    """Apply each event in its own transaction, as the worker does."""
+    outcomes = []
+    for event in events:
+        with unit_of_work(Session) as session:
+            outcomes.append(apply_event(session, event))
+    return outcomes
+
+
+def _invoices(Session):  # noqa: N803
+    with unit_of_work(Session) as session:
+        rows = session.execute(
+            select(Milestone.reference, Invoice.status).join(Milestone, Invoice.milestone_id == Milestone.id)
+            .order_by(Invoice.id)
+        ).all()
+        return [tuple(row) for row in rows]
+
+
+def _milestones(Session):  # noqa: N803
+    with unit_of_work(Session) as session:
+        rows = session.execute(select(Milestone.reference, Milestone.status, Milestone.task_ref)
+                               .order_by(Milestone.position)).all()
+        return {reference: (status, task) for reference, status, task in rows}
+
+
+def _actions(Session, subject_type=None):  # noqa: N803
+    with unit_of_work(Session) as session:
+        query = select(AuditRecord.action).order_by(AuditRecord.id)
+        if subject_type:
+            query = query.where(AuditRecord.subject_type == subject_type)
+        return list(session.execute(query).scalars())
+
+
+def test_a_completed_milestone_task_creates_one_draft_at_the_milestone_price(world):
+    [outcome] = _apply(world, completed("WEB-1"))
+    assert outcome.effect == "milestone_done"
+    with unit_of_work(world) as session:
+        invoice = session.get(Invoice, outcome.invoice_id)
+        assert (invoice.status, invoice.number) == ("draft", None)
+        # M1 is 30 % of 24 000.00, at 20 % VAT
+        assert (invoice.total_net, invoice.total_gross) == (D("7200.00"), D("8640.00"))
+        assert invoice.lines[0].description == "Refonte du site — Maquettes validées"
+        assert invoice.service_date == date(2026, 11, 2)
+    assert _milestones(world)["M1"] == ("done", "WEB-1")
+
+
+def test_a_replayed_task_completed_makes_no_second_draft(world):
+    first, replay = _apply(world, completed("WEB-1"), completed("WEB-1"))
+    assert (first.effect, replay.effect) == ("milestone_done", "unchanged")
+    assert _invoices(world) == [("M1", "draft")]
+
+
+def test_a_replay_after_the_invoice_is_issued_makes_no_new_draft(world):
+    [outcome] = _apply(world, completed("WEB-1"))
+    with unit_of_work(world) as session:
+        issue(session, outcome.invoice_id, actor="finance", issue_date=date(2026, 11, 2))
+    _apply(world, completed("WEB-1"), completed("WEB-1", minute=30))
+    assert _invoices(world) == [("M1", "issued")]
+
+
+def test_a_label_selects_the_milestone_with_that_label(world):
+    [outcome] = _apply(world, completed("WEB-7", labels=("front", "jalon")))
+    assert outcome.effect == "milestone_done"
+    assert _milestones(world)["M2"] == ("done", "WEB-7")
+
+
+def test_a_task_type_selects_the_milestone_of_that_type(world):
+    _apply(world, completed("WEB-9", task_type="Release"))
+    assert _milestones(world)["M3"] == ("done", "WEB-9")
+    assert _invoices(world) == [("M3", "draft")]
+
+
+def test_an_exact_task_id_wins_over_a_label(world):
+    _apply(world, completed("WEB-1", labels=("jalon",)))
+    assert _milestones(world)["M1"] == ("done", "WEB-1")
+    assert _milestones(world)["M2"] == ("pending", None)
+
+
+@pytest.fixture
+def lots(Session):  # type: ignore[no-untyped-def]  # noqa: N803
+    """A contract whose three milestones share one label: tasks take them in order."""
+    contract = {**CONTRACT, "milestones": [
+        {"reference": f"L{n}", "name": f"Lot {n}", "amount": "1000.00", "match": {"label": "lot"}} for n in (1, 2, 3)
+    ]}
+    with unit_of_work(Session) as session:
+        seed(session, contracts=[contract])
+    return Session
+
+
+def test_tasks_sharing_a_label_take_the_next_pending_milestone_in_order(lots):
+    _apply(lots, completed("WEB-20", labels=("lot",)), completed("WEB-21", labels=("lot",), minute=1))
+    assert _milestones(lots) == {"L1": ("done", "WEB-20"), "L2": ("done", "WEB-21"), "L3": ("pending", None)}
+
+
+def test_a_task_once_bound_stays_bound_to_its_milestone(lots):
+    _apply(lots, completed("WEB-20", labels=("lot",)), reopened("WEB-20", minute=1))
+    assert _milestones(lots)["L1"] == ("pending", "WEB-20")
+    # another task with the label does not take the reopened task's milestone
+    _apply(lots, completed("WEB-21", labels=("lot",), minute=2), completed("WEB-20", labels=("lot",), minute=3))
+    assert _milestones(lots) == {"L1": ("done", "WEB-20"), "L2": ("done", "WEB-21"), "L3": ("pending", None)}
+
+
+def test_when_every_milestone_of_a_label_is_taken_a_further_task_is_ignored(world):
+    _, outcome = _apply(world, completed("WEB-7", labels=("jalon",)), completed("WEB-8", labels=("jalon",), minute=1))
+    assert outcome.effect == "ignored"
+    assert _invoices(world) == [("M2", "draft")]
+
+
+def test_reopening_before_issue_cancels_the_draft_and_sets_the_milestone_pending(world):
+    _, outcome = _apply(world, completed("WEB-1"), reopened("WEB-1", minute=1))
+    assert outcome.effect == "draft_cancelled"
+    assert _invoices(world) == [("M1", "cancelled")]
+    assert _milestones(world)["M1"] == ("pending", "WEB-1")
+
+
+def test_completing_again_after_a_reopen_drafts_again_with_one_live_draft(world):
+    _apply(world, completed("WEB-1"), reopened("WEB-1", minute=1), completed("WEB-1", minute=2))
+    assert _invoices(world) == [("M1", "cancelled"), ("M1", "draft")]
+    assert _milestones(world)["M1"] == ("done", "WEB-1")
+
+
+def test_reopening_after_issue_leaves_the_invoice_issued_and_is_recorded(world):
+    [done] = _apply(world, completed("WEB-1"))
+    with unit_of_work(world) as session:
+        issue(session, done.invoice_id, actor="finance", issue_date=date(2026, 11, 2))
+    [outcome] = _apply(world, reopened("WEB-1", minute=5))
+    assert outcome.effect == "reopened_after_issue"
+    assert _invoices(world) == [("M1", "issued")]
+    assert _milestones(world)["M1"] == ("invoiced", "WEB-1")
+    assert _actions(world, "milestones")[-1] == "milestone.reopened_after_issue"
+
+
+def test_a_reopen_older_than_the_completion_changes_nothing(world):
+    _, late = _apply(world, completed("WEB-1", minute=5), reopened("WEB-1", minute=1))
+    assert late.effect == "ignored"
+    assert _invoices(world) == [("M1", "draft")]
+    assert _milestones(world)["M1"] == ("done", "WEB-1")
+
+
+def test_a_completion_older_than_the_reopen_drafts_nothing(world):
+    # delivered out of order: the reopen (10:05) arrives before the completion (10:00)
+    _apply(world, reopened("WEB-1", minute=5))
+    [late] = _apply(world, completed("WEB-1", minute=0))
+    assert late.effect == "ignored"
+    assert _invoices(world) == []
+    with unit_of_work(world) as session:
+        state = session.execute(select(TaskState).where(TaskState.task_ref == "WEB-1")).scalar_one()
+        assert (state.done, state.last_event_at) == (False, at(5))
+
+
+def test_a_late_duplicate_of_the_completion_after_a_reopen_drafts_nothing(world):
+    _apply(world, completed("WEB-1", minute=0), reopened("WEB-1", minute=1), completed("WEB-1", minute=0))
+    assert _invoices(world) == [("M1", "cancelled")]
+    assert _milestones(world)["M1"] == ("pending", "WEB-1")
+
+
+def test_an_event_of_an_unmapped_project_is_ignored(world):
+    event = TaskCompleted(integration="jira-atelier", project_ref="OPS", task_ref="WEB-1", occurred_at=at(),
+                          status="Done")
+    [outcome] = _apply(world, event)
+    assert outcome.effect == "ignored"
+    assert _invoices(world) == []
+
+
+def test_an_event_of_an_unknown_integration_is_ignored(world):
+    event = TaskCompleted(integration="clickup-x", project_ref="WEB", task_ref="WEB-1", occurred_at=at(),
+                          status="Done")
+    [outcome] = _apply(world, event)
+    assert outcome.effect == "ignored"
+    assert _invoices(world) == []
+
+
+def test_a_task_that_is_no_milestone_is_ignored(world):
+    [outcome] = _apply(world, completed("WEB-42", labels=("bug",), task_type="Story"))
+    assert outcome.effect == "ignored"
+    assert _invoices(world) == []
+    assert _milestones(world) == {"M1": ("pending", None), "M2": ("pending", None), "M3": ("pending", None)}
+
+
+@pytest.fixture
+def strict(Session):  # type: ignore[no-untyped-def]  # noqa: N803
+    """The mapping says only "Livré" and "Done" mean done."""
+    with unit_of_work(Session) as session:
+        seed(session, mappings=[{**MAPPING, "done_statuses": ["Livré", "Done"]}])
+    return Session
+
+
+def test_a_status_outside_the_mapping_done_statuses_is_ignored(strict):
+    [outcome] = _apply(strict, completed("WEB-1", status="Resolved"))
+    assert outcome.effect == "ignored"
+    assert _invoices(strict) == []
+
+
+@pytest.mark.parametrize("status", ["Livré", "LIVRÉ", "done"])
+def test_the_mapping_done_statuses_match_whatever_the_case(strict, status):
+    [outcome] = _apply(strict, completed("WEB-1", status=status))
+    assert outcome.effect == "milestone_done"
+    assert _invoices(strict) == [("M1", "draft")]
+
+
+def test_each_milestone_change_leaves_an_audit_record_naming_the_actor(world):
+    _apply(world, completed("WEB-1"), reopened("WEB-1", minute=1), completed("WEB-1", minute=2))
+    with unit_of_work(world) as session:
+        records = session.execute(
+            select(AuditRecord).where(AuditRecord.subject_type.in_(("milestones", "invoices")),
+                                      AuditRecord.actor != "test")  # not the seeding
+            .order_by(AuditRecord.id)
+        ).scalars().all()
+        assert [r.action for r in records] == [
+            "milestone.done", "invoice.drafted", "invoice.cancelled", "milestone.reopened",
+            "milestone.done", "invoice.drafted",
+        ]
+        assert {r.actor for r in records} == {"jira-atelier:alice"}
+        assert all(r.reason for r in records)
