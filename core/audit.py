@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -51,4 +52,7 @@ def _jsonable(value: Any) -> Any:
         return value
     if hasattr(value, "to_json"):
         return value.to_json()
+    if isinstance(value, Decimal):
+        # the same text on every engine (PostgreSQL hands back NUMERIC's full scale)
+        return format(value.normalize(), "f")
     return str(value)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -289,9 +289,14 @@ def issue(
         raise Invalid("an invoice's total cannot be negative: issue a credit note instead", code="invoice_negative")
     issue_date = issue_date or business_today()
     sequence = _sequence_for_update(session, invoice.entity_id, issue_date.year)
-    if sequence.last_issue_date is not None and issue_date < sequence.last_issue_date:
+    # chronology holds across the entity's yearly series too: no invoice dated
+    # 30 December once January's have been issued
+    latest = session.scalar(
+        select(func.max(InvoiceSequence.last_issue_date)).where(InvoiceSequence.entity_id == invoice.entity_id)
+    )
+    if latest is not None and issue_date < latest:
         raise Conflict(
-            f"issue date {issue_date} is before the last issued invoice's ({sequence.last_issue_date}): "
+            f"issue date {issue_date} is before the last issued invoice's ({latest}): "
             "numbers must follow the chronology",
             code="issue_date_out_of_order",
         )

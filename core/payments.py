@@ -159,7 +159,7 @@ def record_payment(
         details={
             "amount": amount,
             "received_on": received_on,
-            "allocations": {a.invoice.number: a.amount for a in payment.allocations},
+            "allocations": {a.invoice.number: Money(a.amount, payment.currency) for a in payment.allocations},
             "unallocated": remaining,
         },
     )

@@ -195,3 +195,53 @@ def test_an_audit_record_cannot_be_deleted(world, invoice_id):
         session.delete(session.execute(select(AuditRecord).limit(1)).scalar_one())
     with unit_of_work(world) as session:
         assert session.scalar(select(func.count()).select_from(AuditRecord)) == count
+
+
+# The database enforces the same rules for whatever goes around the ORM.
+
+RAW_CHANGES = [
+    ("UPDATE invoices SET note = 'modifié' WHERE id = 1", "invoice"),
+    ("UPDATE invoices SET total_gross = 1 WHERE id = 1", "invoice"),
+    ("UPDATE invoices SET buyer = NULL WHERE id = 1", "invoice"),
+    ("UPDATE invoices SET status = 'draft' WHERE id = 1", "invoice"),
+    ("DELETE FROM invoices WHERE id = 1", "invoice"),
+    ("UPDATE invoice_lines SET unit_price = 1 WHERE invoice_id = 1", "line"),
+    ("DELETE FROM invoice_lines WHERE invoice_id = 1", "line"),
+    ("UPDATE payments SET amount = 1", "payments"),
+    ("DELETE FROM payment_allocations", "payment_allocations"),
+    ("UPDATE audit_records SET actor = 'someone else'", "audit_records"),
+    ("DELETE FROM audit_records", "audit_records"),
+]
+
+
+@pytest.mark.parametrize("statement, what", RAW_CHANGES)
+def test_raw_sql_cannot_change_append_only_records(world, invoice_id, payment_id, statement, what):
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    before = _stored_invoice(world, invoice_id)
+    with pytest.raises(IntegrityError) as refused, unit_of_work(world) as session:
+        session.execute(text(statement))
+    assert "jalon: append-only record" in str(refused.value) and what in str(refused.value)
+    assert _stored_invoice(world, invoice_id) == before
+
+
+def test_raw_sql_may_still_move_an_issued_invoices_status(world, invoice_id):
+    from sqlalchemy import text
+
+    with unit_of_work(world) as session:
+        session.execute(text("UPDATE invoices SET status = 'paid' WHERE id = :id"), {"id": invoice_id})
+    with unit_of_work(world) as session:
+        assert session.get(Invoice, invoice_id).status == "paid"
+
+
+def test_raw_sql_may_still_edit_a_draft(world):
+    from sqlalchemy import text
+
+    with unit_of_work(world) as session:
+        draft_id = draft(session).id
+    with unit_of_work(world) as session:
+        session.execute(text("UPDATE invoice_lines SET description = 'Revu' WHERE invoice_id = :id"), {"id": draft_id})
+        session.execute(text("UPDATE invoices SET note = 'revu' WHERE id = :id"), {"id": draft_id})
+    with unit_of_work(world) as session:
+        assert session.get(Invoice, draft_id).lines[0].description == "Revu"

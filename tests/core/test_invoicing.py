@@ -119,6 +119,15 @@ def test_an_issue_date_before_the_last_issued_invoice_is_refused(world):
         assert issue(session, late, actor="finance", issue_date=date(2026, 11, 10)).number == "F2026-00002"
 
 
+def test_chronology_holds_across_years(world):
+    with unit_of_work(world) as session:
+        issued(session, on=date(2027, 1, 4))
+        late = draft(session).id
+    with pytest.raises(Conflict) as refused, unit_of_work(world) as session:
+        issue(session, late, actor="finance", issue_date=date(2026, 12, 30))
+    assert refused.value.code == "issue_date_out_of_order"
+
+
 def test_issuing_an_issued_invoice_again_is_refused(world):
     with unit_of_work(world) as session:
         invoice_id = issued(session).id

@@ -187,7 +187,7 @@ def test_recording_a_payment_leaves_an_audit_record_with_its_allocations(invoice
     with unit_of_work(invoices) as session:
         record = session.execute(select(AuditRecord).where(AuditRecord.action == "payment.recorded")).scalar_one()
         assert record.subject_id == str(payment_id)
-        assert record.details["allocations"]["F2026-00001"] in ("1200.00", "1200.000000")
+        assert record.details["allocations"]["F2026-00001"] == {"amount": "1200.00", "currency": "EUR"}
         assert record.details["unallocated"] == {"amount": "100.00", "currency": "EUR"}
 
 
