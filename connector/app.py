@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from jalon.core.db import database_url as resolve_database_url
-from jalon.core.db import make_engine, make_sessionmaker
+from .runtime import Runtime, build_runtime
+from .settings import Settings
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: admin payloads are small
 
-
-@dataclass
-class Jalon:
-    """What the app keeps in ``app.extensions["jalon"]``."""
-
-    engine: Engine
-    sessionmaker: sessionmaker[Session]
+# what the app keeps in app.extensions["jalon"]
+Jalon = Runtime
 
 
-def create_app(database_url: str | None = None, **config: Any) -> Flask:
+def create_app(
+    database_url: str | None = None,
+    *,
+    settings: Settings | None = None,
+    plugins: Iterable[object] = (),
+    load_entrypoints: bool = True,
+    **config: Any,
+) -> Flask:
     """Build the app. The schema is not migrated here: ``jalon db upgrade`` does it."""
     from .api import register_api
     from .api.context import install_unit_of_work
@@ -34,14 +34,11 @@ def create_app(database_url: str | None = None, **config: Any) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.config.update(config)
 
-    engine = make_engine(resolve_database_url(database_url))
-    app.extensions["jalon"] = Jalon(engine=engine, sessionmaker=make_sessionmaker(engine))
-
-    # ------------------------------------------------------------------
-    # Plugin manager: a later issue builds it HERE (pluggy, the "jalon"
-    # entry-point group, pm.check_pending()), once per app, never at import
-    # time, and keeps it on app.extensions["jalon"].
-    # ------------------------------------------------------------------
+    # the plugin manager is built here, once per app, never at import time;
+    # check_pending() inside makes a misspelt hook fail at start-up
+    app.extensions["jalon"] = build_runtime(
+        database_url, settings=settings, plugins=plugins, load_entrypoints=load_entrypoints
+    )
 
     install_unit_of_work(app)
     register_api(app)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -47,6 +48,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON,
         list[str]: JSON,
+        list[Any]: JSON,
     }
 
 
@@ -503,3 +505,130 @@ class ApiToken(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+# --- the relay: inbox, outbox, notification channels, scheduled job runs -------------
+
+DELIVERY_STATUSES = ("pending", "processing", "done", "ignored", "dead")
+
+
+class Delivery(Base):
+    """A webhook delivery as received: the inbox.
+
+    Stored (raw body and the headers that matter) before the sender gets its
+    2xx; processed later by a worker that holds a lease on it. The
+    idempotency key stays after the body is pruned, so a late redelivery is
+    still recognised as a duplicate.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "idempotency_key"),
+        CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status"),
+        Index("ix_deliveries_claim", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    source: Mapped[str] = mapped_column(String(50))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    event_name: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    body_pruned_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+    # what processing did: [{"effect": ..., "detail": ..., "invoice_id": ...}, ...]
+    outcomes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    integration: Mapped[Integration] = relationship()
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+class NotificationChannel(Base):
+    """Where notifications go: an e-mail list, a chat incoming webhook, or a
+    signed HTTP callback. ``events`` lists the notification kinds it wants
+    (empty: all). The signing secret is write-only."""
+
+    __tablename__ = "notification_channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    target: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    events: Mapped[list[str]] = mapped_column(default=list)
+    secret: Mapped[str | None] = mapped_column(String(500))
+    allow_private_network: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:  # never shows the secret
+        return f"<NotificationChannel {self.key} kind={self.kind}>"
+
+
+class OutboxMessage(Base):
+    """A notification or a write-back to a PM tool, written in the same
+    transaction as the billing change that causes it, sent later by the
+    dispatcher. Never dropped: a message that keeps failing ends ``failed``."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        CheckConstraint(f"status IN {OUTBOX_STATUSES!r}", name="status"),
+        Index("ix_outbox_messages_claim", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # the channel plugin that sends it: "email", "chat", "webhook", or a source ("jira") for write-backs
+    channel: Mapped[str] = mapped_column(String(50))
+    kind: Mapped[str] = mapped_column(String(100))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("notification_channels.id"))
+    integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id"))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    destination: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    notification_channel: Mapped[NotificationChannel | None] = relationship()
+    integration: Mapped[Integration | None] = relationship()
+
+
+class JobRun(Base):
+    """One run of a scheduled job for one tick. The unique (job, tick) row is
+    what lets only one process run a tick, whatever the number of schedulers."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "tick"),
+        CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(100))
+    tick: Mapped[datetime]
+    owner: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,78 @@
+"""The connector's settings, from the environment (``JALON_*``), with defaults
+that suit the embedded, one-machine set-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from jalon.core.errors import Invalid
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where people reach this jalon (links in notifications)
+    public_url: str = "http://127.0.0.1:8000"
+    # webhook intake
+    max_body_bytes: int = 1024 * 1024
+    secret_overlap_hours: int = 24
+    # processing: a claimed delivery or message held by a dead worker is free again after the lease
+    lease_seconds: int = 60
+    max_attempts: int = 8
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 3600.0
+    worker_batch: int = 20
+    worker_idle_seconds: float = 0.2
+    # retention: raw bodies are pruned after body_retention_days; the keys live key_retention_days (7 at least)
+    body_retention_days: int = 30
+    key_retention_days: int = 90
+    # e-mail
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "jalon@localhost"
+    # outbound HTTP (chat webhooks, callbacks, PM-tool REST APIs)
+    http_timeout_seconds: float = 10.0
+    # in-process runners started by `jalon serve`
+    run_worker: bool = True
+    run_scheduler: bool = True
+
+    def __post_init__(self) -> None:
+        if self.key_retention_days < 7:
+            raise Invalid("key_retention_days must be at least 7: a redelivery six days later is still a duplicate",
+                          code="invalid_setting")
+        if self.max_body_bytes < 1024:
+            raise Invalid("max_body_bytes must be at least 1024", code="invalid_setting")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = environ.get(f"JALON_{spec.name.upper()}")
+            if raw is None:
+                continue
+            values[spec.name] = _parse(spec.name, spec.type, raw)
+        return replace(cls(), **{**values, **overrides})
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)  # durations and timeouts, never money
+    except ValueError:
+        raise Invalid(f"JALON_{name.upper()}={raw!r} is not a valid {kind}", code="invalid_setting") from None
+    return raw
