@@ -51,7 +51,7 @@ class TimeEvent(TaskEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TimeLogged(TimeEvent):
+class _WorklogValues(TimeEvent):
     seconds: int
     started_at: datetime | None = None
     description: str | None = None
@@ -62,16 +62,13 @@ class TimeLogged(TimeEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TimeLogChanged(TimeEvent):
+class TimeLogged(_WorklogValues):
+    """A new worklog."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeLogChanged(_WorklogValues):
     """A worklog's new values (sources send the new state, not the difference)."""
-
-    seconds: int
-    started_at: datetime | None = None
-    description: str | None = None
-
-    def __post_init__(self) -> None:
-        TaskEvent.__post_init__(self)
-        _check_seconds(self.seconds)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
