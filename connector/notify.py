@@ -1,16 +1,88 @@
 """What the project and finance hear when billing acts: outbox messages
-derived from the core's outcomes, in the same transaction."""
+derived from the core's outcomes, in the same transaction.
+
+Event names a channel may subscribe to (``NotificationChannel.events``; an
+empty list means all of them):
+
+* ``milestone.done``: a milestone is done and its draft invoice exists, with
+  the amount, the client, the contract, the project, the milestone, the task
+  link and a link to approve it. The PM task also gets a comment (a
+  write-back through the source plugin) saying a draft invoice exists.
+* ``milestone.reopened_after_issue``: a task was reopened but its invoice is
+  already issued: finance must decide (a credit note, or nothing).
+* ``invoice.draft_cancelled``: a task was reopened and the draft it had caused
+  was cancelled.
+
+Each message's idempotency key is derived from its cause (the invoice, or the
+milestone and the event's time) and the channel, so a replayed delivery queues
+nothing new. Texts are French unless the channel's target says
+``language: en``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from html import escape
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jalon.core.events import Outcome
-from jalon.core.models import Integration
+from jalon.core.money import Money
+from jalon.core.models import Integration, Invoice, Milestone, NotificationChannel
 
+from .outbox import enqueue
 from .settings import Settings
+
+MILESTONE_DONE = "milestone.done"
+REOPENED_AFTER_ISSUE = "milestone.reopened_after_issue"
+DRAFT_CANCELLED = "invoice.draft_cancelled"
+EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED)
+COMMENT = "comment"
+
+EFFECT_EVENTS = {
+    "milestone_done": MILESTONE_DONE,
+    "reopened_after_issue": REOPENED_AFTER_ISSUE,
+    "draft_cancelled": DRAFT_CANCELLED,
+}
+
+LABELS = {
+    "fr": {
+        "amount": "Montant", "client": "Client", "contract": "Contrat", "project": "Projet",
+        "milestone": "Jalon", "task": "Tâche", "approve": "Approuver", "invoice": "Facture",
+        "net": "HT", "gross": "TTC",
+        MILESTONE_DONE: ("Jalon terminé : {contract} — {milestone} ({amount})",
+                         "Le jalon « {milestone} » du contrat {reference} est terminé : "
+                         "une facture brouillon de {amount} attend votre approbation."),
+        REOPENED_AFTER_ISSUE: ("Tâche rouverte après facturation : {contract} — {milestone}",
+                               "La tâche {task} a été rouverte alors que la facture {invoice} du jalon "
+                               "« {milestone} » est déjà émise. À la finance de décider (avoir ou rien)."),
+        DRAFT_CANCELLED: ("Brouillon annulé : {contract} — {milestone}",
+                          "La tâche {task} a été rouverte : le jalon « {milestone} » redevient en attente "
+                          "et sa facture brouillon est annulée."),
+        COMMENT: "jalon : le jalon « {milestone} » ({reference}) est terminé ; une facture brouillon a été "
+                 "créée et la finance est prévenue.",
+    },
+    "en": {
+        "amount": "Amount", "client": "Client", "contract": "Contract", "project": "Project",
+        "milestone": "Milestone", "task": "Task", "approve": "Approve", "invoice": "Invoice",
+        "net": "excl. VAT", "gross": "incl. VAT",
+        MILESTONE_DONE: ("Milestone done: {contract} — {milestone} ({amount})",
+                         "Milestone “{milestone}” of contract {reference} is done: "
+                         "a draft invoice of {amount} awaits your approval."),
+        REOPENED_AFTER_ISSUE: ("Task reopened after invoicing: {contract} — {milestone}",
+                               "Task {task} was reopened but invoice {invoice} of milestone “{milestone}” "
+                               "is already issued. Finance must decide (a credit note, or nothing)."),
+        DRAFT_CANCELLED: ("Draft cancelled: {contract} — {milestone}",
+                          "Task {task} was reopened: milestone “{milestone}” is pending again and its "
+                          "draft invoice is cancelled."),
+        COMMENT: "jalon: milestone “{milestone}” ({reference}) is done; a draft invoice was created and "
+                 "finance was told.",
+    },
+}
+LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 
 def on_outcomes(
@@ -21,6 +93,159 @@ def on_outcomes(
     settings: Settings,
     delivery_id: int | None = None,
 ) -> int:
-    """Queue the notifications and write-backs these outcomes call for; return
-    how many messages were queued. (Filled in by the outbox work.)"""
-    return 0
+    """Queue the notifications and write-backs these outcomes call for, in the
+    caller's transaction; return how many messages were newly queued."""
+    queued = 0
+    for outcome in outcomes:
+        event = EFFECT_EVENTS.get(outcome.effect)
+        if event is None or outcome.milestone_id is None:
+            continue
+        milestone = session.get(Milestone, outcome.milestone_id)
+        if milestone is None:
+            continue
+        invoice = _invoice_of(session, outcome, milestone)
+        facts = _facts(outcome, milestone, invoice, settings)
+        cause = _cause(event, outcome, milestone, invoice)
+        for channel in subscribed(session, event):
+            language = str((channel.target or {}).get("language") or "fr")
+            message = enqueue(
+                session,
+                channel=channel.kind,
+                kind=event,
+                idempotency_key=f"{cause}:{channel.key}",
+                destination={"channel": channel.key},
+                payload=render(event, facts, language),
+                channel_id=channel.id,
+                delivery_id=delivery_id,
+            )
+            queued += message in session.new
+        if event == MILESTONE_DONE and milestone.task_ref:
+            message = enqueue(
+                session,
+                channel=integration.source,
+                kind=COMMENT,
+                idempotency_key=f"{COMMENT}:{cause}",
+                destination={"integration": integration.key, "task_ref": milestone.task_ref,
+                             "project_ref": facts["project"]},
+                payload={"text": LABELS["fr"][COMMENT].format(milestone=milestone.name,
+                                                               reference=milestone.reference),
+                         "task_url": milestone.task_url},
+                integration_id=integration.id,
+                delivery_id=delivery_id,
+            )
+            queued += message in session.new
+    return queued
+
+
+def subscribed(session: Session, event: str) -> list[NotificationChannel]:
+    channels = session.execute(
+        select(NotificationChannel).where(NotificationChannel.enabled.is_(True)).order_by(NotificationChannel.key)
+    ).scalars().all()
+    return [c for c in channels if not c.events or event in c.events]
+
+
+def _invoice_of(session: Session, outcome: Outcome, milestone: Milestone) -> Invoice | None:
+    if outcome.invoice_id is not None:
+        return session.get(Invoice, outcome.invoice_id)
+    # reopened after issue: the milestone's latest issued invoice
+    return session.execute(
+        select(Invoice)
+        .where(Invoice.milestone_id == milestone.id, Invoice.number.is_not(None))
+        .order_by(Invoice.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _cause(event: str, outcome: Outcome, milestone: Milestone, invoice: Invoice | None) -> str:
+    if event == MILESTONE_DONE and invoice is not None:
+        return f"{event}:{invoice.id}"
+    occurred_at = getattr(outcome.event, "occurred_at", None)
+    when = occurred_at.isoformat() if occurred_at is not None else "-"
+    return f"{event}:{milestone.id}:{when}"
+
+
+def _amount(value: Any, currency: str) -> str:
+    return f"{format(value, 'f')} {currency}"
+
+
+def _facts(outcome: Outcome, milestone: Milestone, invoice: Invoice | None, settings: Settings) -> dict[str, Any]:
+    contract = milestone.contract
+    client = contract.client
+    event = outcome.event
+    facts: dict[str, Any] = {
+        "client": {"code": client.code, "name": client.name},
+        "contract": {"reference": contract.reference, "name": contract.name},
+        "project": getattr(event, "project_ref", None),
+        "milestone": {"id": milestone.id, "reference": milestone.reference, "name": milestone.name,
+                      "status": milestone.status},
+        "task": {"ref": milestone.task_ref or getattr(event, "task_ref", None),
+                 "url": milestone.task_url or getattr(event, "task_url", None)},
+        "invoice": None,
+        "approve_url": None,
+    }
+    if invoice is not None:
+        quantized = (invoice.money(invoice.total_net).quantize(), invoice.money(invoice.total_gross).quantize())
+        facts["invoice"] = {
+            "id": invoice.id,
+            "number": invoice.number,
+            "status": invoice.status,
+            "currency": invoice.currency,
+            "total_net": format(quantized[0].amount, "f"),
+            "total_gross": format(quantized[1].amount, "f"),
+            "amount": _amount(quantized[0].amount, invoice.currency),
+        }
+        facts["approve_url"] = f"{settings.public_url.rstrip('/')}/api/v1/invoices/{invoice.id}"
+    return facts
+
+
+def render(event: str, facts: Mapping[str, Any], language: str = "fr") -> dict[str, Any]:
+    """The payload of one notification: subject, plain text, HTML, links, and
+    the structured ``data`` (amounts as decimal strings) for machine receivers."""
+    labels = LABELS.get(language, LABELS["fr"])
+    locale = LOCALES.get(language, "fr_FR")
+    invoice = facts.get("invoice")
+    amount = gross = ""
+    if invoice:
+        amount = f"{Money(Decimal(invoice['total_net']), invoice['currency']).format(locale)} {labels['net']}"
+        gross = f"{Money(Decimal(invoice['total_gross']), invoice['currency']).format(locale)} {labels['gross']}"
+    values = {
+        "contract": facts["contract"]["name"],
+        "reference": facts["contract"]["reference"],
+        "milestone": facts["milestone"]["name"],
+        "task": facts["task"]["ref"] or "?",
+        "invoice": (invoice or {}).get("number") or (f"#{invoice['id']}" if invoice else "?"),
+        "amount": amount,
+    }
+    subject_template, intro_template = labels[event]
+    rows: list[tuple[str, str, str | None]] = []
+    if invoice:
+        rows.append((labels["amount"], f"{amount} ({gross})", None))
+    rows += [
+        (labels["client"], facts["client"]["name"], None),
+        (labels["contract"], f"{facts['contract']['reference']} — {facts['contract']['name']}", None),
+        (labels["project"], str(facts.get("project") or "—"), None),
+        (labels["milestone"], f"{facts['milestone']['reference']} — {facts['milestone']['name']}", None),
+        (labels["task"], facts["task"]["ref"] or "—", facts["task"]["url"]),
+    ]
+    if facts.get("approve_url"):
+        rows.append((labels["approve"], facts["approve_url"], facts["approve_url"]))
+    intro = intro_template.format(**values)
+    text_lines = [intro, ""]
+    for label, value, link in rows:
+        shown = f"{value} — {link}" if link and link != value else value
+        text_lines.append(f"{label} : {shown}" if language == "fr" else f"{label}: {shown}")
+    html_rows = "".join(
+        f"<tr><th align=\"left\">{escape(label)}</th><td>"
+        + (f"<a href=\"{escape(link)}\">{escape(value)}</a>" if link else escape(value))
+        + "</td></tr>"
+        for label, value, link in rows
+    )
+    return {
+        "event": event,
+        "language": language if language in LABELS else "fr",
+        "subject": subject_template.format(**values),
+        "text": "\n".join(text_lines) + "\n",
+        "html": f"<p>{escape(intro)}</p><table>{html_rows}</table>",
+        "links": {"approve": facts.get("approve_url"), "task": facts["task"]["url"]},
+        "data": dict(facts),
+    }

@@ -1,0 +1,237 @@
+"""The outbox dispatcher: delivers notifications and write-backs, with retries.
+
+One pass (:func:`dispatch_once`):
+
+1. claims, in a short transaction, the messages that are due (``pending``
+   whose ``next_attempt_at`` has come, or ``sending`` whose lease expired
+   because their sender died), with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+   so several dispatchers share the work; each claim is a lease (owner,
+   token, expiry) and counts an attempt;
+2. sends each one OUTSIDE any transaction, through the channel plugin
+   (``jalon_channel_send``) or, for a write-back to a PM tool, the source
+   plugin (``jalon_source_comment``);
+3. records the result, fenced by the lease token: a stale sender whose lease
+   was taken over writes nothing. ``sent`` with the remote id; or ``pending``
+   again with exponential backoff (or the ``after`` the remote side asked
+   for); or ``failed`` after a permanent failure or the last attempt.
+
+Nothing is ever dropped: a failed message stays, visible in
+``GET /api/v1/outbox?status=failed``, until someone retries it. Delivery is at
+least once: a sender that dies after the remote side accepted a message but
+before recording it sends it again after the lease, under the same
+idempotency key (``webhook-id``, ``Message-ID``) so the receiver can tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from jalon.core.db import is_postgresql, unit_of_work
+from jalon.core.models import Integration, NotificationChannel, OutboxMessage
+from jalon.core.types import utcnow
+
+from .http import RestClient
+from .plugin_types import Comment, IntegrationView, OutboxView, PermanentFailure, RetryLater, SendResult
+from .runtime import Runtime
+
+log = logging.getLogger("jalon.connector.dispatcher")
+
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    token: str
+    attempts: int
+    channel: str
+    view: OutboxView | None = None
+    integration: IntegrationView | None = None
+    allow_private_network: bool = False
+    # a reason to fail at once, without sending (disabled channel, last attempt's sender died)
+    refuse: str | None = None
+    secrets: tuple[str, ...] = ()
+
+
+def backoff_seconds(settings: Any, attempts: int) -> float:
+    """base * 2^(attempts-1), capped: 2 s, 4 s, 8 s... with the defaults."""
+    return float(min(settings.backoff_max_seconds, settings.backoff_base_seconds * (2 ** max(0, attempts - 1))))
+
+
+def dispatch_once(runtime: Runtime, *, owner: str, limit: int | None = None) -> int:
+    """Claim the due messages, send them, record the results; return how many were claimed."""
+    claims = claim(runtime, owner=owner, limit=limit or runtime.settings.worker_batch)
+    for item in claims:
+        send_claimed(runtime, item)
+    return len(claims)
+
+
+def claim(runtime: Runtime, *, owner: str, limit: int) -> list[Claim]:
+    settings = runtime.settings
+    claims: list[Claim] = []
+    with unit_of_work(runtime.sessionmaker) as session:
+        now = utcnow()
+        query = (
+            select(OutboxMessage)
+            .where(or_(
+                and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == "sending", OutboxMessage.lease_expires_at < now),
+            ))
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if is_postgresql(session):
+            query = query.with_for_update(skip_locked=True, of=OutboxMessage)
+        for message in session.execute(query).scalars().all():
+            if message.status == "sending" and message.attempts >= settings.max_attempts:
+                # the sender of the last attempt died: it may or may not have sent
+                _finish(message, "failed", error=f"the sender of attempt {message.attempts} stopped before "
+                        "recording the result (lease expired); retry it if it did not arrive")
+                continue
+            token = str(uuid.uuid4())
+            message.status = "sending"
+            message.attempts += 1
+            message.lease_owner = owner[:100]
+            message.lease_token = token
+            message.lease_expires_at = now + timedelta(seconds=settings.lease_seconds)
+            claims.append(_describe(session, message, token))
+    return claims
+
+
+def _describe(session: Any, message: OutboxMessage, token: str) -> Claim:
+    """Everything the send needs, read while the claim's transaction is open."""
+    base = {"id": message.id, "token": token, "attempts": message.attempts, "channel": message.channel}
+    destination = dict(message.destination or {})
+    if message.channel_id is not None:
+        channel = session.get(NotificationChannel, message.channel_id)
+        if channel is None or not channel.enabled:
+            return Claim(**base, refuse=f"channel {destination.get('channel')} is disabled or gone")
+        # the channel's current target: an admin who fixed a wrong URL retries without re-queueing
+        view = OutboxView(
+            id=message.id, kind=message.kind, idempotency_key=message.idempotency_key,
+            destination={**destination, **(channel.target or {})}, payload=dict(message.payload or {}),
+            attempts=message.attempts, secret=channel.secret, allow_private_network=channel.allow_private_network,
+        )
+        secrets = tuple(s for s in (channel.secret,) if s)
+        return Claim(**base, view=view, secrets=secrets + _url_secrets(channel.target))
+    view = OutboxView(
+        id=message.id, kind=message.kind, idempotency_key=message.idempotency_key, destination=destination,
+        payload=dict(message.payload or {}), attempts=message.attempts,
+    )
+    integration = session.get(Integration, message.integration_id) if message.integration_id else None
+    if integration is None:
+        return Claim(**base, view=view)
+    settings = dict(integration.settings or {})
+    integration_view = IntegrationView(
+        key=integration.key, source=integration.source, name=integration.name, base_url=integration.base_url,
+        settings=settings, secrets=(), credentials=dict(integration.credentials or {}),
+    )
+    secrets = tuple(str(v) for v in (integration.credentials or {}).values() if isinstance(v, str) and len(v) > 3)
+    return Claim(**base, view=view, integration=integration_view,
+                 allow_private_network=bool(settings.get("allow_private_network", False)), secrets=secrets)
+
+
+def _url_secrets(target: Any) -> tuple[str, ...]:
+    # a chat webhook's URL is its credential: keep it out of last_error
+    url = (target or {}).get("url") if isinstance(target, dict) else None
+    return (str(url),) if url else ()
+
+
+def send_claimed(runtime: Runtime, item: Claim) -> bool:
+    """Send one claimed message and record the result; False when the lease was lost."""
+    settings = runtime.settings
+    if item.refuse is not None:
+        return _record(runtime, item, "failed", error=item.refuse)
+    try:
+        result = _send(runtime, item)
+    except RetryLater as error:
+        if item.attempts >= settings.max_attempts:
+            return _record(runtime, item, "failed", error=f"gave up after {item.attempts} attempts: {error}")
+        delay = backoff_seconds(settings, item.attempts)
+        if error.after is not None:
+            delay = min(max(float(error.after), 0.0), settings.backoff_max_seconds)
+        return _record(runtime, item, "pending", error=str(error), delay=delay)
+    except PermanentFailure as error:
+        return _record(runtime, item, "failed", error=str(error))
+    except Exception as error:  # a plugin's bug or an unexpected answer: retried, bounded
+        log.warning("outbox message %s: %s raised %s", item.id, item.channel, type(error).__name__, exc_info=True)
+        reason = f"{type(error).__name__}: {error}"
+        if item.attempts >= settings.max_attempts:
+            return _record(runtime, item, "failed", error=f"gave up after {item.attempts} attempts: {reason}")
+        return _record(runtime, item, "pending", error=reason, delay=backoff_seconds(settings, item.attempts))
+    if result is None:
+        return _record(runtime, item, "failed", error=f"no plugin for channel {item.channel}")
+    return _record(runtime, item, "sent", external_id=result.external_id)
+
+
+def _send(runtime: Runtime, item: Claim) -> SendResult | None:
+    assert item.view is not None
+    if item.integration is not None:
+        destination = item.view.destination
+        comment = Comment(
+            task_ref=str(destination.get("task_ref") or ""),
+            text=str(item.view.payload.get("text") or ""),
+            idempotency_key=item.view.idempotency_key,
+            project_ref=destination.get("project_ref"),
+            task_url=item.view.payload.get("task_url"),
+        )
+        http = RestClient(item.integration.base_url, timeout=runtime.settings.http_timeout_seconds,
+                          max_retries=1, max_wait=5.0, allow_private_network=item.allow_private_network)
+        try:
+            return runtime.pm.hook.jalon_source_comment(
+                source=item.integration.source, integration=item.integration, comment=comment, http=http
+            )
+        finally:
+            http.session.close()
+    return runtime.pm.hook.jalon_channel_send(
+        channel=item.channel, message=item.view, settings=asdict(runtime.settings)
+    )
+
+
+def _finish(message: OutboxMessage, status: str, *, error: str | None = None) -> None:
+    message.status = status
+    message.lease_owner = message.lease_token = None
+    message.lease_expires_at = None
+    if error is not None:
+        message.last_error = error[:MAX_ERROR_LENGTH]
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text[:MAX_ERROR_LENGTH]
+
+
+def _record(
+    runtime: Runtime, item: Claim, status: str, *, error: str | None = None, delay: float = 0.0,
+    external_id: str | None = None,
+) -> bool:
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_token": None, "lease_expires_at": None}
+    if status == "sent":
+        values.update(sent_at=now, external_id=(external_id or None) and external_id[:300], last_error=None)
+    else:
+        values["last_error"] = scrub(error or "", item.secrets)
+    if status == "pending":
+        values["next_attempt_at"] = now + timedelta(seconds=delay)
+    with unit_of_work(runtime.sessionmaker) as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == item.id, OutboxMessage.lease_token == item.token,
+                   OutboxMessage.status == "sending")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        fenced = result.rowcount == 1
+    if not fenced:
+        log.warning("outbox message %s: lease lost before the result (%s) was recorded", item.id, status)
+    elif status == "failed":
+        log.warning("outbox message %s failed: %s", item.id, values["last_error"])
+    return fenced
