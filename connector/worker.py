@@ -1,0 +1,363 @@
+"""The worker: turns stored deliveries into billing changes.
+
+One delivery goes through three steps:
+
+1. **claim** (a short transaction): pending deliveries that are due, and
+   ``processing`` ones whose lease expired (their worker died), become
+   ``processing`` under a fresh lease token; on PostgreSQL with
+   ``FOR UPDATE SKIP LOCKED``, so several workers never claim the same row;
+2. **translate** (no transaction open): the source plugin turns the raw
+   delivery into core events, and may call the tool's REST API to do it;
+3. **apply** (ONE transaction): the fence comes first (``UPDATE ... WHERE
+   lease_token = :token``; no row means a newer owner holds the delivery and
+   everything is rolled back), then the core applies the events and the
+   outbox messages they cause are written, all committed together.
+
+A delivery that raises is retried with exponential backoff and jitter;
+:class:`~jalon.connector.plugin_types.Unreadable`, or too many attempts, makes
+it a dead letter, visible and replayable (:func:`replay`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from jalon.core import audit
+from jalon.core.errors import Conflict
+from jalon.core.events import Outcome
+from jalon.core.models import Delivery, Integration
+from jalon.core.rules import apply_event
+from jalon.core.types import utcnow
+
+from . import notify
+from .intake import integration_view
+from .plugin_types import DeliveryView, IntegrationView, Translation, Unreadable
+from .runtime import Runtime
+from .settings import Settings
+
+log = logging.getLogger("jalon.connector.worker")
+
+MAX_ERROR_LENGTH = 2000
+CLAIMABLE = ("pending", "processing")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the claim transaction read: enough to translate with no session open."""
+
+    id: int
+    token: str
+    attempts: int
+    delivery: DeliveryView
+    integration: IntegrationView
+    integration_id: int
+
+
+class LeaseLost(Exception):
+    """A newer owner holds the delivery: this worker's work is dropped."""
+
+
+# ------------------------------------------------------------------ backoff
+
+
+def backoff_seconds(attempts: int, settings: Settings, *, rand: Callable[[], float] = random.random) -> float:
+    """Delay before the next attempt after ``attempts`` failed ones:
+    ``base * 2**(attempts-1)``, capped at ``backoff_max_seconds``, with
+    "equal jitter" (between half and all of it) so that a burst of failures
+    does not come back all at once."""
+    delay = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0))
+    return delay / 2 + rand() * delay / 2
+
+
+# ------------------------------------------------------------------ claim
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(
+        and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
+        and_(Delivery.status == "processing", Delivery.lease_expires_at < now),
+    )
+
+
+def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = None) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries to ``owner`` (one short transaction)."""
+    settings = runtime.settings
+    now = now or utcnow()
+    token = str(uuid.uuid4())
+    with runtime.sessionmaker() as session, session.begin():
+        query = select(Delivery.id).where(_claimable(now)).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.execute(query).scalars())
+        if not ids:
+            return []
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), _claimable(now))  # re-checked: SQLite has no row locks to skip
+            .values(status="processing", lease_owner=owner[:100], lease_token=token,
+                    lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+                    attempts=Delivery.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        rows = session.execute(
+            select(Delivery, Integration)
+            .join(Integration, Integration.id == Delivery.integration_id)
+            .where(Delivery.id.in_(ids), Delivery.lease_token == token)
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+        ).all()
+        claimed: list[Claimed] = []
+        for delivery, integration in rows:
+            if delivery.attempts > settings.max_attempts:
+                # its workers kept dying (lease expired each time): a poison delivery
+                _finish_failed(delivery, now, dead=True,
+                               error=f"given up after {settings.max_attempts} attempts (leases expired)")
+                continue
+            claimed.append(Claimed(
+                id=delivery.id,
+                token=token,
+                attempts=delivery.attempts,
+                delivery=_view(delivery, integration),
+                integration=integration_view(integration, settings, now),
+                integration_id=integration.id,
+            ))
+        return claimed
+
+
+def _view(delivery: Delivery, integration: Integration) -> DeliveryView:
+    return DeliveryView(
+        id=delivery.id,
+        integration=integration.key,
+        source=delivery.source,
+        idempotency_key=delivery.idempotency_key,
+        received_at=delivery.received_at,
+        headers=dict(delivery.headers or {}),
+        body=delivery.body or b"",
+    )
+
+
+# ------------------------------------------------------------------ translate
+
+
+def rest_client(integration: IntegrationView, settings: Settings) -> Any:
+    """The REST client handed to ``jalon_source_translate`` (the outbound HTTP
+    base client, bound to the integration's ``base_url``)."""
+    try:
+        from . import http
+    except ImportError:  # the outbound HTTP client is not there yet
+        return None
+    factory = getattr(http, "for_integration", None)
+    if factory is not None:
+        return factory(integration, settings)
+    return http.RestClient(base_url=integration.base_url, timeout=settings.http_timeout_seconds)
+
+
+def translate(runtime: Runtime, item: Claimed) -> Translation:
+    translation = runtime.pm.hook.jalon_source_translate(
+        source=item.delivery.source,
+        integration=item.integration,
+        delivery=item.delivery,
+        http=rest_client(item.integration, runtime.settings),
+    )
+    if translation is None:
+        raise LookupError(f"no installed plugin translates {item.delivery.source!r} deliveries")
+    if not isinstance(translation, Translation):
+        raise TypeError(f"jalon_source_translate answered a {type(translation).__name__}, not a Translation")
+    return translation
+
+
+# ------------------------------------------------------------------ apply
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as stored on the delivery: JSON-safe, amounts as strings."""
+    event = outcome.event
+    data: dict[str, Any] = {"effect": outcome.effect, "detail": outcome.detail,
+                            "event": type(event).__name__}
+    for name in ("task_ref", "worklog_ref", "project_ref"):
+        value = getattr(event, name, None)
+        if value is not None:
+            data[name] = value
+    for name in ("milestone_id", "invoice_id", "time_entry_id"):
+        value = getattr(outcome, name)
+        if value is not None:
+            data[name] = value
+    if outcome.extra:
+        data["extra"] = audit._jsonable(outcome.extra)
+    return data
+
+
+def apply(runtime: Runtime, item: Claimed, translation: Translation) -> tuple[list[dict[str, Any]], int]:
+    """Apply the events in ONE transaction, fenced by the lease token.
+    Returns the stored outcomes and the number of outbox messages queued."""
+    now = utcnow()
+    events = list(translation.events)
+    status = "done" if events and not translation.ignored else "ignored"
+    with runtime.sessionmaker() as session, session.begin():
+        fenced = session.execute(
+            update(Delivery)
+            .where(Delivery.id == item.id, Delivery.lease_token == item.token, Delivery.status == "processing")
+            .values(status=status, processed_at=now, event_name=(translation.event_name or "")[:100] or None,
+                    lease_owner=None, lease_token=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if fenced.rowcount != 1:
+            raise LeaseLost(f"delivery {item.id}: lease lost to a newer owner")
+        outcomes = [apply_event(session, event) for event in events]
+        queued = 0
+        if outcomes:
+            integration = session.get(Integration, item.integration_id)
+            queued = notify.on_outcomes(session, outcomes, integration=integration, settings=runtime.settings,
+                                        delivery_id=item.id) or 0
+        stored = [outcome_json(o) for o in outcomes]
+        if translation.ignored:
+            stored.append({"effect": "ignored", "detail": translation.ignored})
+        session.execute(
+            update(Delivery).where(Delivery.id == item.id).values(outcomes=stored)
+            .execution_options(synchronize_session=False)
+        )
+    return stored, queued
+
+
+# ------------------------------------------------------------------ failures
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text[:MAX_ERROR_LENGTH]
+
+
+def _secrets_of(view: IntegrationView) -> list[str]:
+    values = list(view.secrets)
+    values += [str(v) for v in view.credentials.values() if isinstance(v, (str, int)) and str(v)]
+    return values
+
+
+def _finish_failed(delivery: Delivery, now: datetime, *, dead: bool, error: str,
+                   next_attempt_at: datetime | None = None) -> None:
+    delivery.status = "dead" if dead else "pending"
+    delivery.last_error = error
+    delivery.lease_owner = delivery.lease_token = None
+    delivery.lease_expires_at = None
+    if next_attempt_at is not None:
+        delivery.next_attempt_at = next_attempt_at
+
+
+def record_failure(runtime: Runtime, item: Claimed, error: BaseException, *,
+                   rand: Callable[[], float] = random.random) -> str:
+    """Put the delivery back with a backoff, or make it a dead letter; fenced
+    by the lease like the success path. Returns the new status."""
+    settings = runtime.settings
+    now = utcnow()
+    reason = scrub(f"{type(error).__name__}: {error}", _secrets_of(item.integration))
+    dead = isinstance(error, Unreadable) or item.attempts >= settings.max_attempts
+    values: dict[str, Any] = {
+        "status": "dead" if dead else "pending",
+        "last_error": reason,
+        "lease_owner": None, "lease_token": None, "lease_expires_at": None,
+    }
+    if not dead:
+        values["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(item.attempts, settings, rand=rand))
+    with runtime.sessionmaker() as session, session.begin():
+        result = session.execute(
+            update(Delivery).where(Delivery.id == item.id, Delivery.lease_token == item.token)
+            .values(**values).execution_options(synchronize_session=False)
+        )
+    if result.rowcount != 1:
+        return "lease_lost"
+    log.warning("delivery %s attempt %s failed (%s)%s", item.id, item.attempts, type(error).__name__,
+                ": dead letter" if dead else "")
+    return values["status"]
+
+
+# ------------------------------------------------------------------ the loop's step
+
+
+def _notify_processed(runtime: Runtime, delivery: DeliveryView, outcomes: list[dict[str, Any]]) -> None:
+    """Every observer is called on its own: one that raises is logged and the
+    others still hear; the processing is never undone."""
+    hook = runtime.pm.hook.jalon_delivery_processed
+    for impl in hook.get_hookimpls():
+        kwargs = {"delivery": delivery, "outcomes": outcomes}
+        try:
+            impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except Exception:
+            log.exception("jalon_delivery_processed of plugin %s raised (ignored)", impl.plugin_name)
+
+
+def process_one(runtime: Runtime, item: Claimed) -> str:
+    """Translate and apply one claimed delivery; returns its new status."""
+    try:
+        translation = translate(runtime, item)
+        outcomes, queued = apply(runtime, item, translation)
+    except LeaseLost:
+        log.warning("delivery %s: lease lost, this worker's work is dropped", item.id)
+        return "lease_lost"
+    except Exception as error:  # noqa: BLE001 - every failure is recorded, none is lost
+        return record_failure(runtime, item, error)
+    if queued:
+        runtime.wake_dispatcher.set()
+    _notify_processed(runtime, item.delivery, outcomes)
+    return "done" if translation.events and not translation.ignored else "ignored"
+
+
+def process_once(runtime: Runtime, *, owner: str, limit: int | None = None) -> int:
+    """Claim and process one batch of due deliveries; the number handled."""
+    batch = claim(runtime, owner=owner, limit=limit or runtime.settings.worker_batch)
+    for item in batch:
+        process_one(runtime, item)
+    return len(batch)
+
+
+def run(runtime: Runtime, *, owner: str, stop: threading.Event, max_batches: int | None = None) -> None:
+    """Process until ``stop`` is set, sleeping on ``runtime.wake_worker`` when idle."""
+    batches = 0
+    while not stop.is_set():
+        try:
+            handled = process_once(runtime, owner=owner)
+        except Exception:  # the database went away: wait and try again, never die
+            log.exception("worker %s: claim failed", owner)
+            handled = 0
+            stop.wait(runtime.settings.worker_idle_seconds * 5)
+        batches += 1
+        if max_batches is not None and batches >= max_batches:
+            return
+        if handled == 0:
+            runtime.wake_worker.wait(runtime.settings.worker_idle_seconds)
+            runtime.wake_worker.clear()
+
+
+# ------------------------------------------------------------------ replay
+
+
+def replay(session: Session, delivery: Delivery, *, actor: str, now: datetime | None = None,
+           reason: str | None = None) -> Delivery:
+    """Run a delivery again (a dead letter after a fix, or any other): pending,
+    attempts 0, due now. A replay of a done delivery changes nothing twice,
+    since the core is idempotent. Leaves an audit record."""
+    now = now or utcnow()
+    if delivery.body is None or delivery.body_pruned_at is not None:
+        raise Conflict(f"delivery {delivery.id}: its body was pruned by retention, it cannot be replayed",
+                       code="delivery_body_pruned")
+    if delivery.status == "processing" and delivery.lease_expires_at is not None and delivery.lease_expires_at > now:
+        raise Conflict(f"delivery {delivery.id} is being processed right now", code="delivery_in_progress")
+    previous = {"status": delivery.status, "attempts": delivery.attempts, "last_error": delivery.last_error}
+    delivery.status = "pending"
+    delivery.attempts = 0
+    delivery.next_attempt_at = now
+    delivery.lease_owner = delivery.lease_token = None
+    delivery.lease_expires_at = None
+    audit.record(session, actor=actor, action="delivery.replayed", subject=delivery,
+                 reason=reason or f"replay of a {previous['status']} delivery", details=previous)
+    return delivery
