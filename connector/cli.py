@@ -140,6 +140,14 @@ def config() -> None:
     """Configuration as code (entities, clients, contracts, integrations, mappings)."""
 
 
+def _channel_check():  # type: ignore[no-untyped-def]
+    """The connector's check of a channel (plugin kinds, target, SSRF guard) for `config apply`."""
+    from jalon.connector.channels.config import checker
+    from jalon.connector.plugins import get_plugin_manager
+
+    return checker(get_plugin_manager())
+
+
 @config.command("apply")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and report, then roll back.")
@@ -156,7 +164,8 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
         data = load(path)
         try:
             with obj.session() as session:
-                summary = apply_config(session, data, actor=f"config:{path.name}")
+                summary = apply_config(session, data, actor=f"config:{path.name}",
+                                       channel_check=_channel_check() if data.get("channels") else None)
                 if dry_run:
                     raise DryRun
         except DryRun:
@@ -173,20 +182,40 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes. More than one needs PostgreSQL.")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256),
               help="Threads per process: a slow client holds one thread, not the server.")
 @click.option("--migrate/--no-migrate", default=True, show_default=True,
               help="Upgrade the schema before serving (turn off when several hosts start at once).")
+@click.option("--worker/--no-worker", "run_worker", default=None,
+              help="Process deliveries and dispatch the outbox in this process (default: yes; "
+                   "JALON_RUN_WORKER). Turn off when `jalon worker` runs elsewhere.")
+@click.option("--scheduler/--no-scheduler", "run_scheduler", default=None,
+              help="Run the scheduled jobs from this process too (default: yes; JALON_RUN_SCHEDULER).")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One line per request on standard output.")
 @click.pass_obj
-def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrate: bool) -> None:
-    """Serve the API and webhook intake with gunicorn (threaded workers)."""
+def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrate: bool,
+          run_worker: bool | None, run_scheduler: bool | None, access_log: bool) -> None:
+    """Serve the API and webhook intake with gunicorn (threaded workers), and by
+    default a worker, the outbox dispatcher and the scheduler in each process."""
+    import os
+
     from jalon.connector.server import run
+    from jalon.core.errors import Invalid
 
     with domain_errors():
+        if workers > 1 and obj.url.startswith("sqlite"):
+            raise Invalid("--workers above 1 needs PostgreSQL: SQLite serves one process "
+                          "(use --threads for concurrency)", code="sqlite_single_process")
+        # the gunicorn workers read their settings from the environment after the fork
+        if run_worker is not None:
+            os.environ["JALON_RUN_WORKER"] = "1" if run_worker else "0"
+        if run_scheduler is not None:
+            os.environ["JALON_RUN_SCHEDULER"] = "1" if run_scheduler else "0"
         if migrate:
             upgrade(obj.engine)
         obj.engine.dispose()
-        run(database_url=obj.url, host=host, port=port, workers=workers, threads=threads)
+        run(database_url=obj.url, host=host, port=port, workers=workers, threads=threads, access_log=access_log)
 
 
 @main.command()
@@ -200,6 +229,120 @@ def demo(database_path: Path | None, config_path: Path | None) -> None:
 
     with domain_errors():
         run_demo(database_path=database_path, config_path=config_path, echo=click.echo)
+
+
+@main.group()
+def deliveries() -> None:
+    """Received webhook deliveries: list them, replay dead letters."""
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(["pending", "processing", "done", "ignored", "dead"]), default=None)
+@click.option("--integration", default=None, help="Integration key.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.pass_obj
+def deliveries_list(obj: Context, status: str | None, integration: str | None, limit: int) -> None:
+    """List deliveries, newest first (never their body)."""
+    from sqlalchemy import select
+
+    from jalon.core.models import Delivery, Integration
+
+    with domain_errors(), obj.session() as session:
+        query = (select(Delivery, Integration.key).join(Integration, Integration.id == Delivery.integration_id)
+                 .order_by(Delivery.id.desc()).limit(limit))
+        if status:
+            query = query.where(Delivery.status == status)
+        if integration:
+            query = query.where(Integration.key == integration)
+        for delivery, key in session.execute(query):
+            error = (delivery.last_error or "").splitlines()[0][:120] if delivery.last_error else ""
+            click.echo(f"{delivery.id}\t{delivery.status}\t{key}\t{delivery.event_name or '-'}\t"
+                       f"attempts={delivery.attempts}\t{delivery.received_at:%Y-%m-%dT%H:%M:%SZ}\t{error}")
+
+
+@deliveries.command("replay")
+@click.argument("delivery_id", type=int, required=False)
+@click.option("--all-dead", is_flag=True, help="Replay every dead letter.")
+@click.option("--reason", default=None, help="Why, for the audit trail.")
+@click.pass_obj
+def deliveries_replay(obj: Context, delivery_id: int | None, all_dead: bool, reason: str | None) -> None:
+    """Put a delivery (or every dead letter) back in the queue; a worker runs it again."""
+    from sqlalchemy import select
+
+    from jalon.connector.worker import replay
+    from jalon.core.errors import Invalid, NotFound
+    from jalon.core.models import Delivery
+
+    with domain_errors():
+        if (delivery_id is None) == (not all_dead):
+            raise Invalid("give a delivery id or --all-dead (not both)", code="replay_target_required")
+        with obj.session() as session:
+            if all_dead:
+                targets = list(session.execute(
+                    select(Delivery).where(Delivery.status == "dead").order_by(Delivery.id)).scalars())
+            else:
+                found = session.get(Delivery, delivery_id)
+                if found is None:
+                    raise NotFound(f"no delivery {delivery_id}", code="delivery_not_found")
+                targets = [found]
+            for delivery in targets:
+                replay(session, delivery, actor="cli", reason=reason)
+    for delivery in targets:
+        click.echo(f"delivery {delivery.id} queued for replay")
+    if not targets:
+        click.echo("no dead letters")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@click.option("--owner", default=None, help="Lease owner name (default: hostname:pid).")
+@click.pass_obj
+def worker(obj: Context, once: bool, owner: str | None) -> None:
+    """Process deliveries (and dispatch the outbox) until SIGTERM or SIGINT."""
+    import importlib.util
+    import os
+    import signal
+    import socket
+    import threading
+
+    from jalon.connector.runtime import build_runtime
+    from jalon.connector.worker import process_once
+
+    owner = (owner or f"{socket.gethostname()}:{os.getpid()}")[:100]
+    has_dispatcher = importlib.util.find_spec("jalon.connector.dispatcher") is not None
+    with domain_errors():
+        runtime = build_runtime(obj.url)
+        try:
+            if once:
+                dispatch = None
+                if has_dispatcher:
+                    from jalon.connector import dispatcher
+
+                    dispatch = getattr(dispatcher, "dispatch_once", None)
+                handled = sent = 0
+                for _ in range(10_000):  # bounded: stops as soon as a round finds nothing due
+                    round_handled = process_once(runtime, owner=owner)
+                    round_sent = dispatch(runtime, owner=owner, limit=None) if dispatch else 0
+                    handled, sent = handled + round_handled, sent + round_sent
+                    if not round_handled and not round_sent:
+                        break
+                click.echo(f"{handled} deliveries processed, {sent} messages dispatched")
+                return
+            from jalon.connector.runners import Runners
+
+            stopping = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stopping.set())
+            runners = Runners(runtime, worker=True, dispatcher=has_dispatcher, scheduler=False, owner=owner).start()
+            click.echo(f"worker {owner} running ({', '.join(runners.names)}); SIGTERM or Ctrl-C stops it", err=True)
+            try:
+                while not stopping.wait(1.0):
+                    pass
+            finally:
+                runners.stop()
+            click.echo(f"worker {owner} stopped", err=True)
+        finally:
+            runtime.dispose()
 
 
 if __name__ == "__main__":  # pragma: no cover

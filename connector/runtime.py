@@ -3,8 +3,9 @@ and the settings. The web app, `jalon worker` and the tests each build one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pluggy
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jalon.core.db import database_url as resolve_database_url
 from jalon.core.db import make_engine, make_sessionmaker
+from jalon.core.errors import Invalid
 
 from .plugins import get_plugin_manager
 from .settings import Settings
@@ -40,10 +42,33 @@ def build_runtime(
     plugins: Iterable[object] = (),
     load_entrypoints: bool = True,
 ) -> Runtime:
+    settings = settings or Settings.from_env()
+    extra = [*plugins, *load_extra_plugins(settings.extra_plugins)]
     engine = make_engine(resolve_database_url(database_url))
     return Runtime(
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
-        pm=get_plugin_manager(load_entrypoints=load_entrypoints, extra=plugins),
-        settings=settings or Settings.from_env(),
+        pm=get_plugin_manager(load_entrypoints=load_entrypoints, extra=extra),
+        settings=settings,
     )
+
+
+def load_extra_plugins(references: str) -> list[object]:
+    """Import the plugins named in ``JALON_EXTRA_PLUGINS``: comma-separated
+    ``module:attribute`` (or a bare ``module``) references, registered after
+    the entry points. For plugins that are not installed as a distribution:
+    a test's fake source, a site's own glue code."""
+    loaded = []
+    for reference in (part.strip() for part in references.split(",")):
+        if not reference:
+            continue
+        module_name, _, attribute = reference.partition(":")
+        try:
+            target: object = importlib.import_module(module_name)
+            for name in filter(None, attribute.split(".")):
+                target = getattr(target, name)
+        except (ImportError, AttributeError) as error:
+            raise Invalid(f"JALON_EXTRA_PLUGINS: cannot load {reference!r} ({error})",
+                          code="plugin_not_found") from None
+        loaded.append(target)
+    return loaded

@@ -40,6 +40,11 @@ class Settings:
     # in-process runners started by `jalon serve`
     run_worker: bool = True
     run_scheduler: bool = True
+    # web serving: a client that stops sending in the middle of a request frees its thread after this
+    client_read_timeout_seconds: float = 10.0
+    # plugins registered in addition to the installed entry points, as importable
+    # "module:attribute" references separated by commas (JALON_EXTRA_PLUGINS)
+    extra_plugins: str = ""
 
     def __post_init__(self) -> None:
         if self.key_retention_days < 7:

@@ -11,7 +11,7 @@ The API and ``jalon config apply`` both go through here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping as MappingABC
+from collections.abc import Callable, Iterable, Mapping as MappingABC
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,7 @@ from .models import (
     Integration,
     Mapping,
     Milestone,
+    NotificationChannel,
     Rate,
 )
 from .money import check_currency, to_decimal
@@ -427,6 +428,48 @@ def upsert_mapping(session: Session, data: Data, *, actor: str) -> tuple[Mapping
     return mapping, created
 
 
+ChannelCheck = Callable[[Data, Any], None]
+
+
+def get_channel(session: Session, key: str) -> NotificationChannel:
+    return _get_by(session, NotificationChannel, "key", key, "channel_not_found")
+
+
+def upsert_channel(
+    session: Session, data: Data, *, actor: str, check: ChannelCheck | None = None
+) -> tuple[NotificationChannel, bool]:
+    """A notification channel keyed by ``key``. ``check(data, existing)`` is the
+    connector's validation (plugin kinds, target schema, SSRF guard): the core
+    opens no socket. The secret is write-only: omitted, the stored one stays;
+    the audit trail only says that it changed."""
+    _require(data, "key", "kind")
+    key = data["key"]
+    if not isinstance(key, str) or not all(c.isalnum() or c in "-_" for c in key) or len(key) > 64:
+        raise Invalid("a channel key may hold letters, digits, '-' and '_' (64 at most)",
+                      code="invalid_channel_key")
+    target = data.get("target") or {}
+    if not isinstance(target, MappingABC):
+        raise Invalid("target must be a mapping", code="invalid_channel_target")
+    events = data.get("events") or []
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise Invalid("events must be a list of event names", code="invalid_channel_events")
+    existing = session.execute(select(NotificationChannel).where(NotificationChannel.key == key)).scalar_one_or_none()
+    if check is not None:
+        check(data, existing)
+    values: dict[str, Any] = {
+        "kind": data["kind"],
+        "name": data.get("name") or key,
+        "target": dict(target),
+        "events": list(events),
+        "allow_private_network": bool(data.get("allow_private_network", False)),
+        "enabled": bool(data.get("enabled", True)),
+    }
+    if data.get("secret"):
+        values["secret"] = data["secret"]
+    channel, created, _ = _upsert(session, NotificationChannel, "key", key, values, actor=actor)
+    return channel, created
+
+
 def _parse_date(value: Any, field: str) -> date:
     try:
         return date.fromisoformat(str(value))
@@ -434,10 +477,13 @@ def _parse_date(value: Any, field: str) -> date:
         raise Invalid(f"{field} {value!r} is not a date (YYYY-MM-DD)", code="invalid_date") from None
 
 
-def apply_config(session: Session, config: Data, *, actor: str) -> dict[str, dict[str, int]]:
+def apply_config(
+    session: Session, config: Data, *, actor: str, channel_check: ChannelCheck | None = None
+) -> dict[str, dict[str, int]]:
     """Apply a whole configuration (the YAML file's content) in the caller's
-    transaction; returns how many records of each kind were created and updated."""
-    unknown = set(config) - {"entities", "clients", "contracts", "integrations", "mappings", "version"}
+    transaction; returns how many records of each kind were created and updated.
+    ``channel_check`` validates each channel (see :func:`upsert_channel`)."""
+    unknown = set(config) - {"entities", "clients", "contracts", "integrations", "mappings", "channels", "version"}
     if unknown:
         raise Invalid(f"unknown section(s): {', '.join(sorted(unknown))}", code="config_unknown_section")
     summary: dict[str, dict[str, int]] = {}
@@ -447,6 +493,7 @@ def apply_config(session: Session, config: Data, *, actor: str) -> dict[str, dic
         ("contracts", upsert_contract),
         ("integrations", upsert_integration),
         ("mappings", upsert_mapping),
+        ("channels", lambda session, item, actor: upsert_channel(session, item, actor=actor, check=channel_check)),
     )
     for section, upsert in steps:
         items = config.get(section) or []

@@ -96,8 +96,11 @@ def register_api(app: Flask) -> Api:
     api.register_field(DecimalString, "string", "decimal")
 
     from . import audit, clients, contracts, entities, health, integrations, invoices, mappings, payments
+    from . import deliveries
+    from . import channels, outbox
 
     api.register_blueprint(health.blp)
-    for module in (entities, clients, contracts, integrations, mappings, invoices, payments, audit):
+    for module in (entities, clients, contracts, integrations, mappings, invoices, payments, audit, deliveries,
+                   outbox, channels):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix)
     return api
