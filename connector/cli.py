@@ -296,33 +296,29 @@ def deliveries_replay(obj: Context, delivery_id: int | None, all_dead: bool, rea
 @main.command()
 @click.option("--once", is_flag=True, help="Process what is due now, then exit.")
 @click.option("--owner", default=None, help="Lease owner name (default: hostname:pid).")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Also run the scheduled jobs (only one scheduler acts at a time, whatever the number of processes).")
 @click.pass_obj
-def worker(obj: Context, once: bool, owner: str | None) -> None:
-    """Process deliveries (and dispatch the outbox) until SIGTERM or SIGINT."""
-    import importlib.util
+def worker(obj: Context, once: bool, owner: str | None, scheduler: bool) -> None:
+    """Process deliveries and dispatch the outbox (and run the scheduler) until SIGTERM or SIGINT."""
     import os
     import signal
     import socket
     import threading
 
+    from jalon.connector.dispatcher import dispatch_once
     from jalon.connector.runtime import build_runtime
     from jalon.connector.worker import process_once
 
     owner = (owner or f"{socket.gethostname()}:{os.getpid()}")[:100]
-    has_dispatcher = importlib.util.find_spec("jalon.connector.dispatcher") is not None
     with domain_errors():
         runtime = build_runtime(obj.url)
         try:
             if once:
-                dispatch = None
-                if has_dispatcher:
-                    from jalon.connector import dispatcher
-
-                    dispatch = getattr(dispatcher, "dispatch_once", None)
                 handled = sent = 0
                 for _ in range(10_000):  # bounded: stops as soon as a round finds nothing due
                     round_handled = process_once(runtime, owner=owner)
-                    round_sent = dispatch(runtime, owner=owner, limit=None) if dispatch else 0
+                    round_sent = dispatch_once(runtime, owner=owner, limit=None)
                     handled, sent = handled + round_handled, sent + round_sent
                     if not round_handled and not round_sent:
                         break
@@ -333,7 +329,7 @@ def worker(obj: Context, once: bool, owner: str | None) -> None:
             stopping = threading.Event()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stopping.set())
-            runners = Runners(runtime, worker=True, dispatcher=has_dispatcher, scheduler=False, owner=owner).start()
+            runners = Runners(runtime, worker=True, dispatcher=True, scheduler=scheduler, owner=owner).start()
             click.echo(f"worker {owner} running ({', '.join(runners.names)}); SIGTERM or Ctrl-C stops it", err=True)
             try:
                 while not stopping.wait(1.0):

@@ -233,7 +233,7 @@ class Scheduler:
         with self._run_lock:
             now = now or self.clock()
             tick = tick_of(now, job.interval)
-            claimed = self._claim(job.name, tick, now)
+            claimed = self._claim(job.name, tick, now, interval=job.interval)
             if claimed is None:
                 return None
             run_id, last_success = claimed
@@ -248,7 +248,8 @@ class Scheduler:
             self._finish(run_id, "ok", result=_jsonable(result))
             return RunRecord(job.name, tick, "ok", result=result)
 
-    def _claim(self, job: str, tick: datetime, now: datetime) -> tuple[int, datetime | None] | None:
+    def _claim(self, job: str, tick: datetime, now: datetime, *, interval: timedelta
+               ) -> tuple[int, datetime | None] | None:
         with unit_of_work(self.runtime.sessionmaker) as session:
             values = {"job": job, "tick": tick, "owner": self.owner, "status": "running",
                       "started_at": now, "result": {}}
@@ -261,6 +262,14 @@ class Scheduler:
             run_id = session.execute(statement).scalar()
             if run_id is None:  # another process has this tick
                 return None
+            # a run still "running" two ticks later belonged to a process that died
+            # mid-run: say so, so that the job's history is not left hanging
+            session.execute(
+                update(JobRun)
+                .where(JobRun.job == job, JobRun.status == "running", JobRun.tick < tick - interval)
+                .values(status="failed", finished_at=now,
+                        error="abandoned: the process running it stopped before it finished")
+            )
             last_success = session.execute(
                 select(JobRun.started_at)
                 .where(JobRun.job == job, JobRun.status == "ok")

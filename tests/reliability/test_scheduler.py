@@ -142,6 +142,22 @@ def test_a_failed_run_is_recorded_and_retried_at_the_next_tick(runtime, make_sch
     assert job.calls[1].last_success is None
 
 
+def test_a_run_left_running_by_a_dead_process_is_marked_failed_later(runtime, make_scheduler):
+    job = Counter()
+    scheduler = make_scheduler(JobSpec("count", HOUR, job))
+    with runtime.sessionmaker() as session, session.begin():
+        session.add(JobRun(job="count", tick=tick_of(NOW, HOUR), owner="dead-process", status="running",
+                           started_at=NOW, result={}))
+    # the next tick: the old run may still be running elsewhere, it is left alone
+    scheduler.run_due(NOW + HOUR)
+    assert [r.status for r in runs(runtime)] == ["running", "ok"]
+    # two ticks later nobody is running it any more
+    scheduler.run_due(NOW + 2 * HOUR)
+    abandoned = runs(runtime)[0]
+    assert abandoned.status == "failed" and "abandoned" in abandoned.error
+    assert abandoned.finished_at is not None
+
+
 def test_a_job_writes_through_the_context_unit_of_work(runtime, make_scheduler):
     def job(context):  # type: ignore[no-untyped-def]
         with context.session() as session:
