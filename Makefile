@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test serve clean
+.PHONY: setup demo test serve bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jalon needs Python 3.11 or newer")'
@@ -27,6 +27,13 @@ test: setup
 
 serve: setup
 	$(BIN)/jalon serve
+
+# Optional, not part of the tests: the intake benchmark (figures depend on the machine).
+# Its closed-loop phases use wrk (a load generator that costs little CPU); BENCH_ARGS
+# are passed on, e.g. BENCH_ARGS='--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test'.
+bench: setup
+	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python bench/intake.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
