@@ -25,12 +25,13 @@ idempotency key (``webhook-id``, ``Message-ID``) so the receiver can tell.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from jalon.core.db import is_postgresql, unit_of_work
 from jalon.core.models import Integration, NotificationChannel, OutboxMessage
@@ -64,11 +65,29 @@ def backoff_seconds(settings: Any, attempts: int) -> float:
     return float(min(settings.backoff_max_seconds, settings.backoff_base_seconds * (2 ** max(0, attempts - 1))))
 
 
+# a result waits at most this long before it is recorded: the results of a
+# batch are recorded together (one transaction), but a slow channel never
+# leaves the earlier messages of its batch unrecorded for long
+RECORD_AFTER_SECONDS = 1.0
+
+
 def dispatch_once(runtime: Runtime, *, owner: str, limit: int | None = None) -> int:
-    """Claim the due messages, send them, record the results; return how many were claimed."""
+    """Claim the due messages, send them (outside any transaction), record
+    the results in one transaction, each fenced by its lease token; return
+    how many were claimed."""
     claims = claim(runtime, owner=owner, limit=limit or runtime.settings.worker_batch)
+    channel_settings = asdict(runtime.settings) if claims else {}
+    results: list[Result] = []
+    first_at = 0.0
     for item in claims:
-        send_claimed(runtime, item)
+        if not results:
+            first_at = time.monotonic()
+        results.append(outcome_of(runtime, item, channel_settings=channel_settings))
+        if time.monotonic() - first_at >= RECORD_AFTER_SECONDS:
+            record_results(runtime, results)
+            results = []
+    if results:
+        record_results(runtime, results)
     return len(claims)
 
 
@@ -143,34 +162,51 @@ def _url_secrets(target: Any) -> tuple[str, ...]:
     return (str(url),) if url else ()
 
 
-def send_claimed(runtime: Runtime, item: Claim) -> bool:
-    """Send one claimed message and record the result; False when the lease was lost."""
+@dataclass(frozen=True)
+class Result:
+    """What a send came to, before it is recorded."""
+
+    item: Claim
+    status: str  # "sent", "pending" or "failed"
+    error: str | None = None
+    delay: float = 0.0
+    external_id: str | None = None
+
+
+def outcome_of(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any] | None = None) -> Result:
+    """Send one claimed message (no transaction open) and say what to record."""
     settings = runtime.settings
     if item.refuse is not None:
-        return _record(runtime, item, "failed", error=item.refuse)
+        return Result(item, "failed", error=item.refuse)
     try:
-        result = _send(runtime, item)
+        result = _send(runtime, item, channel_settings=channel_settings)
     except RetryLater as error:
         if item.attempts >= settings.max_attempts:
-            return _record(runtime, item, "failed", error=f"gave up after {item.attempts} attempts: {error}")
+            return Result(item, "failed", error=f"gave up after {item.attempts} attempts: {error}")
         delay = backoff_seconds(settings, item.attempts)
         if error.after is not None:
             delay = min(max(float(error.after), 0.0), settings.backoff_max_seconds)
-        return _record(runtime, item, "pending", error=str(error), delay=delay)
+        return Result(item, "pending", error=str(error), delay=delay)
     except PermanentFailure as error:
-        return _record(runtime, item, "failed", error=str(error))
+        return Result(item, "failed", error=str(error))
     except Exception as error:  # a plugin's bug or an unexpected answer: retried, bounded
         log.warning("outbox message %s: %s raised %s", item.id, item.channel, type(error).__name__, exc_info=True)
         reason = f"{type(error).__name__}: {error}"
         if item.attempts >= settings.max_attempts:
-            return _record(runtime, item, "failed", error=f"gave up after {item.attempts} attempts: {reason}")
-        return _record(runtime, item, "pending", error=reason, delay=backoff_seconds(settings, item.attempts))
+            return Result(item, "failed", error=f"gave up after {item.attempts} attempts: {reason}")
+        return Result(item, "pending", error=reason, delay=backoff_seconds(settings, item.attempts))
     if result is None:
-        return _record(runtime, item, "failed", error=f"no plugin for channel {item.channel}")
-    return _record(runtime, item, "sent", external_id=result.external_id)
+        return Result(item, "failed", error=f"no plugin for channel {item.channel}")
+    return Result(item, "sent", external_id=result.external_id)
 
 
-def _send(runtime: Runtime, item: Claim) -> SendResult | None:
+def send_claimed(runtime: Runtime, item: Claim) -> bool:
+    """Send one claimed message and record the result; False when the lease was lost."""
+    [fenced] = record_results(runtime, [outcome_of(runtime, item)])
+    return fenced
+
+
+def _send(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any] | None = None) -> SendResult | None:
     assert item.view is not None
     if item.integration is not None:
         destination = item.view.destination
@@ -189,9 +225,9 @@ def _send(runtime: Runtime, item: Claim) -> SendResult | None:
             )
         finally:
             http.session.close()
-    return runtime.pm.hook.jalon_channel_send(
-        channel=item.channel, message=item.view, settings=asdict(runtime.settings)
-    )
+    # a copy per send: a plugin that changes its dict changes nobody else's
+    settings = dict(channel_settings) if channel_settings is not None else asdict(runtime.settings)
+    return runtime.pm.hook.jalon_channel_send(channel=item.channel, message=item.view, settings=settings)
 
 
 def _finish(message: OutboxMessage, status: str, *, error: str | None = None) -> None:
@@ -209,29 +245,62 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text[:MAX_ERROR_LENGTH]
 
 
+_outbox = OutboxMessage.__table__
+_record_statements: dict[tuple[str, ...], Any] = {}
+
+
+def _record_statement(columns: tuple[str, ...]) -> Any:
+    """The fenced UPDATE setting these columns (built once per set of columns)."""
+    statement = _record_statements.get(columns)
+    if statement is None:
+        statement = (
+            update(_outbox)
+            .where(_outbox.c.id == bindparam("r_id"), _outbox.c.lease_token == bindparam("r_token"),
+                   _outbox.c.status == "sending")
+            .values({name: bindparam(f"v_{name}") for name in columns})
+        )
+        _record_statements[columns] = statement
+    return statement
+
+
+def _values(result: Result, now: Any) -> dict[str, Any]:
+    item, status = result.item, result.status
+    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_token": None, "lease_expires_at": None}
+    if status == "sent":
+        external_id = result.external_id
+        values.update(sent_at=now, external_id=(external_id or None) and external_id[:300], last_error=None)
+    else:
+        values["last_error"] = scrub(result.error or "", item.secrets)
+    if status == "pending":
+        values["next_attempt_at"] = now + timedelta(seconds=result.delay)
+    return values
+
+
+def record_results(runtime: Runtime, results: list[Result]) -> list[bool]:
+    """Record several results in ONE transaction, each fenced by its lease
+    token: a stale sender's result is not written (False), the others are."""
+    now = utcnow()
+    rows = [(result, _values(result, now)) for result in results]
+    fenced: list[bool] = []
+    with unit_of_work(runtime.sessionmaker) as session:
+        connection = session.connection()
+        for result, values in rows:
+            parameters = {f"v_{name}": value for name, value in values.items()}
+            parameters.update(r_id=result.item.id, r_token=result.item.token)
+            outcome = connection.execute(_record_statement(tuple(values)), parameters)
+            fenced.append(outcome.rowcount == 1)
+    for (result, values), ok in zip(rows, fenced):
+        if not ok:
+            log.warning("outbox message %s: lease lost before the result (%s) was recorded",
+                        result.item.id, result.status)
+        elif result.status == "failed":
+            log.warning("outbox message %s failed: %s", result.item.id, values["last_error"])
+    return fenced
+
+
 def _record(
     runtime: Runtime, item: Claim, status: str, *, error: str | None = None, delay: float = 0.0,
     external_id: str | None = None,
 ) -> bool:
-    now = utcnow()
-    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_token": None, "lease_expires_at": None}
-    if status == "sent":
-        values.update(sent_at=now, external_id=(external_id or None) and external_id[:300], last_error=None)
-    else:
-        values["last_error"] = scrub(error or "", item.secrets)
-    if status == "pending":
-        values["next_attempt_at"] = now + timedelta(seconds=delay)
-    with unit_of_work(runtime.sessionmaker) as session:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == item.id, OutboxMessage.lease_token == item.token,
-                   OutboxMessage.status == "sending")
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        fenced = result.rowcount == 1
-    if not fenced:
-        log.warning("outbox message %s: lease lost before the result (%s) was recorded", item.id, status)
-    elif status == "failed":
-        log.warning("outbox message %s failed: %s", item.id, values["last_error"])
+    [fenced] = record_results(runtime, [Result(item, status, error=error, delay=delay, external_id=external_id)])
     return fenced

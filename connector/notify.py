@@ -26,7 +26,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jalon.core.events import Outcome
@@ -137,10 +137,19 @@ def on_outcomes(
     return queued
 
 
+_ENABLED_CHANNELS = (
+    select(NotificationChannel).where(NotificationChannel.enabled.is_(True)).order_by(NotificationChannel.key)
+)
+_LATEST_ISSUED = (
+    select(Invoice)
+    .where(Invoice.milestone_id == bindparam("milestone_id"), Invoice.number.is_not(None))
+    .order_by(Invoice.id.desc())
+    .limit(1)
+)
+
+
 def subscribed(session: Session, event: str) -> list[NotificationChannel]:
-    channels = session.execute(
-        select(NotificationChannel).where(NotificationChannel.enabled.is_(True)).order_by(NotificationChannel.key)
-    ).scalars().all()
+    channels = session.execute(_ENABLED_CHANNELS).scalars().all()
     return [c for c in channels if not c.events or event in c.events]
 
 
@@ -148,12 +157,7 @@ def _invoice_of(session: Session, outcome: Outcome, milestone: Milestone) -> Inv
     if outcome.invoice_id is not None:
         return session.get(Invoice, outcome.invoice_id)
     # reopened after issue: the milestone's latest issued invoice
-    return session.execute(
-        select(Invoice)
-        .where(Invoice.milestone_id == milestone.id, Invoice.number.is_not(None))
-        .order_by(Invoice.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return session.execute(_LATEST_ISSUED, {"milestone_id": milestone.id}).scalar_one_or_none()
 
 
 def _cause(event: str, outcome: Outcome, milestone: Milestone, invoice: Invoice | None) -> str:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jalon.core.models import OutboxMessage
 from jalon.core.types import utcnow
+
+
+_BY_KEY = select(OutboxMessage).where(OutboxMessage.idempotency_key == bindparam("idempotency_key"))
 
 
 def enqueue(
@@ -31,9 +34,12 @@ def enqueue(
 ) -> OutboxMessage:
     """Add a message to the caller's transaction, or return the one already
     queued under the same key (a replayed cause queues nothing new)."""
-    existing = session.execute(
-        select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
+    # The lookup needs no flush of the other pending changes (they cannot hold
+    # this message), except a message queued under this key and not yet flushed.
+    if any(isinstance(obj, OutboxMessage) and obj.idempotency_key == idempotency_key for obj in session.new):
+        session.flush()
+    with session.no_autoflush:
+        existing = session.execute(_BY_KEY, {"idempotency_key": idempotency_key}).scalar_one_or_none()
     if existing is not None:
         return existing
     message = OutboxMessage(

@@ -23,13 +23,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from jalon.core import audit
@@ -196,36 +197,120 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     return data
 
 
-def apply(runtime: Runtime, item: Claimed, translation: Translation) -> tuple[list[dict[str, Any]], int]:
-    """Apply the events in ONE transaction, fenced by the lease token.
-    Returns the stored outcomes and the number of outbox messages queued."""
+# prebuilt once (no statement construction per delivery); Core statements on the table
+_deliveries = Delivery.__table__
+_FENCE = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("f_id"), _deliveries.c.lease_token == bindparam("f_token"),
+           _deliveries.c.status == "processing")
+    .values(status=bindparam("f_status"), processed_at=bindparam("f_now"), event_name=bindparam("f_event_name"),
+            lease_owner=None, lease_token=None, lease_expires_at=None)
+)
+_STORE_OUTCOMES = (
+    update(_deliveries).where(_deliveries.c.id == bindparam("o_id")).values(outcomes=bindparam("o_outcomes"))
+)
+
+
+def _apply_in(session: Session, runtime: Runtime, item: Claimed, translation: Translation) -> tuple[list[dict[str, Any]], int]:
+    """The body of :func:`apply`, in the caller's transaction (or savepoint):
+    the fence first, then the events, the outbox messages and the outcomes."""
     now = utcnow()
     events = list(translation.events)
     status = "done" if events and not translation.ignored else "ignored"
-    with runtime.sessionmaker() as session, session.begin():
-        fenced = session.execute(
-            update(Delivery)
-            .where(Delivery.id == item.id, Delivery.lease_token == item.token, Delivery.status == "processing")
-            .values(status=status, processed_at=now, event_name=(translation.event_name or "")[:100] or None,
-                    lease_owner=None, lease_token=None, lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        if fenced.rowcount != 1:
-            raise LeaseLost(f"delivery {item.id}: lease lost to a newer owner")
-        outcomes = [apply_event(session, event) for event in events]
-        queued = 0
-        if outcomes:
-            integration = session.get(Integration, item.integration_id)
-            queued = notify.on_outcomes(session, outcomes, integration=integration, settings=runtime.settings,
-                                        delivery_id=item.id) or 0
-        stored = [outcome_json(o) for o in outcomes]
-        if translation.ignored:
-            stored.append({"effect": "ignored", "detail": translation.ignored})
-        session.execute(
-            update(Delivery).where(Delivery.id == item.id).values(outcomes=stored)
-            .execution_options(synchronize_session=False)
-        )
+    fenced = session.connection().execute(_FENCE, {
+        "f_id": item.id, "f_token": item.token, "f_status": status, "f_now": now,
+        "f_event_name": (translation.event_name or "")[:100] or None,
+    })
+    if fenced.rowcount != 1:
+        raise LeaseLost(f"delivery {item.id}: lease lost to a newer owner")
+    outcomes = [apply_event(session, event) for event in events]
+    queued = 0
+    if outcomes:
+        integration = session.get(Integration, item.integration_id)
+        queued = notify.on_outcomes(session, outcomes, integration=integration, settings=runtime.settings,
+                                    delivery_id=item.id) or 0
+    stored = [outcome_json(o) for o in outcomes]
+    if translation.ignored:
+        stored.append({"effect": "ignored", "detail": translation.ignored})
+    # the pending outbox messages are flushed with the rest when the transaction (or savepoint) ends
+    session.connection().execute(_STORE_OUTCOMES, {"o_id": item.id, "o_outcomes": stored})
     return stored, queued
+
+
+def apply(runtime: Runtime, item: Claimed, translation: Translation) -> tuple[list[dict[str, Any]], int]:
+    """Apply the events in ONE transaction, fenced by the lease token.
+    Returns the stored outcomes and the number of outbox messages queued."""
+    with runtime.sessionmaker() as session, session.begin():
+        return _apply_in(session, runtime, item, translation)
+
+
+@dataclass
+class Applied:
+    """What happened to one delivery of a batch in the shared transaction."""
+
+    item: Claimed
+    translation: Translation
+    status: str  # "done", "ignored", "lease_lost" or "failed"
+    outcomes: list[dict[str, Any]] | None = None
+    queued: int = 0
+    error: Exception | None = None
+
+
+def _hold_loaded(session: Session) -> None:
+    """Keep what the session loads for as long as the session lives: the
+    identity map only holds weak references, so without this the integration,
+    mapping, contract, entity, client and channels a delivery loaded would be
+    garbage before the next delivery of the batch, and loaded again."""
+    held: list[object] = []
+    session.info["jalon.held"] = held
+
+    @event.listens_for(session, "loaded_as_persistent")
+    def _hold(_session: Session, instance: object) -> None:
+        held.append(instance)
+
+
+def apply_batch(runtime: Runtime, work: Sequence[tuple[Claimed, Translation]]) -> list[Applied]:
+    """Apply several translated deliveries in ONE transaction, each inside its
+    own SAVEPOINT: the fence first (a lost lease skips that delivery alone),
+    then its events, its outbox messages and its outcomes. One that raises is
+    rolled back alone (``failed``, to be recorded by the caller in a short
+    transaction of its own); the others commit together. The shared session
+    loads the integration, mappings, contracts, clients... once per batch.
+
+    If the commit itself fails, nothing of the batch was written: each
+    delivery is then applied again on its own (:func:`apply`)."""
+    results: list[Applied] = []
+    try:
+        with runtime.sessionmaker() as session, session.begin():
+            _hold_loaded(session)
+            for item, translation in work:
+                try:
+                    with session.begin_nested():
+                        outcomes, queued = _apply_in(session, runtime, item, translation)
+                except LeaseLost:
+                    results.append(Applied(item, translation, "lease_lost"))
+                    continue
+                except Exception as error:  # noqa: BLE001 - rolled back alone, recorded after the commit
+                    results.append(Applied(item, translation, "failed", error=error))
+                    continue
+                status = "done" if translation.events and not translation.ignored else "ignored"
+                results.append(Applied(item, translation, status, outcomes=outcomes, queued=queued))
+    except Exception:  # noqa: BLE001 - the shared commit failed: one transaction per delivery, as before
+        log.warning("a batch of %s deliveries could not be committed; applying them one by one", len(work),
+                    exc_info=True)
+        results = []
+        for item, translation in work:
+            try:
+                outcomes, queued = apply(runtime, item, translation)
+            except LeaseLost:
+                results.append(Applied(item, translation, "lease_lost"))
+                continue
+            except Exception as error:  # noqa: BLE001
+                results.append(Applied(item, translation, "failed", error=error))
+                continue
+            status = "done" if translation.events and not translation.ignored else "ignored"
+            results.append(Applied(item, translation, status, outcomes=outcomes, queued=queued))
+    return results
 
 
 # ------------------------------------------------------------------ failures
@@ -312,11 +397,56 @@ def process_one(runtime: Runtime, item: Claimed) -> str:
     return "done" if translation.events and not translation.ignored else "ignored"
 
 
+# translated work waits at most this long before it is applied (a plugin that
+# calls a slow API delays neither the first deliveries of a batch nor their leases)
+APPLY_AFTER_SECONDS = 1.0
+# at most this many deliveries per apply transaction: on SQLite the transaction
+# holds the write lock, and intake must not wait behind a whole batch to answer
+APPLY_GROUP = 5
+
+
+def process_batch(runtime: Runtime, batch: Sequence[Claimed]) -> list[str]:
+    """Translate the claimed deliveries (no transaction open), then apply them
+    together (:func:`apply_batch`); returns their new statuses, in order."""
+    statuses: dict[int, str] = {}
+    work: list[tuple[Claimed, Translation]] = []
+    started = time.monotonic()
+    for item in batch:
+        try:
+            work.append((item, translate(runtime, item)))
+        except Exception as error:  # noqa: BLE001 - every failure is recorded, none is lost
+            statuses[item.id] = record_failure(runtime, item, error)
+        if work and (len(work) >= APPLY_GROUP or time.monotonic() - started >= APPLY_AFTER_SECONDS):
+            statuses.update(_apply_and_report(runtime, work))
+            work, started = [], time.monotonic()
+    if work:
+        statuses.update(_apply_and_report(runtime, work))
+    return [statuses[item.id] for item in batch]
+
+
+def _apply_and_report(runtime: Runtime, work: Sequence[tuple[Claimed, Translation]]) -> dict[int, str]:
+    results = apply_batch(runtime, work)
+    if any(result.queued for result in results):
+        runtime.wake_dispatcher.set()
+    statuses: dict[int, str] = {}
+    for result in results:
+        if result.status == "lease_lost":
+            log.warning("delivery %s: lease lost, this worker's work is dropped", result.item.id)
+            statuses[result.item.id] = "lease_lost"
+        elif result.status == "failed":
+            assert result.error is not None
+            statuses[result.item.id] = record_failure(runtime, result.item, result.error)
+        else:
+            _notify_processed(runtime, result.item.delivery, result.outcomes or [])
+            statuses[result.item.id] = result.status
+    return statuses
+
+
 def process_once(runtime: Runtime, *, owner: str, limit: int | None = None) -> int:
     """Claim and process one batch of due deliveries; the number handled."""
     batch = claim(runtime, owner=owner, limit=limit or runtime.settings.worker_batch)
-    for item in batch:
-        process_one(runtime, item)
+    if batch:
+        process_batch(runtime, batch)
     return len(batch)
 
 

@@ -9,8 +9,9 @@ event after a newer one, changes nothing the second time.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -30,17 +31,73 @@ from .invoicing import BUSINESS_TZ, LineSpec, cancel_draft, create_draft
 from .models import Integration, Invoice, Mapping, Milestone, TaskState, TimeEntry
 
 
+# The statements of the hot path are built once, with bound parameters: no
+# statement construction (nor cache key computation) per event.
+_INTEGRATION_BY_KEY = select(Integration).where(Integration.key == bindparam("key"))
+_MAPPING = select(Mapping).where(Mapping.integration_id == bindparam("integration_id"),
+                                 Mapping.pm_project == bindparam("project_ref"))
+_TASK_STATE_LOCKED = (
+    select(TaskState)
+    .where(TaskState.integration_id == bindparam("integration_id"), TaskState.task_ref == bindparam("task_ref"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_TASK_STATE_INSERT = {
+    name: insert(TaskState.__table__)
+    .values(integration_id=bindparam("integration_id"), task_ref=bindparam("task_ref"), done=bindparam("done"),
+            last_event_at=bindparam("last_event_at"))
+    .on_conflict_do_nothing(index_elements=["integration_id", "task_ref"])
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_BOUND_MILESTONE = (
+    select(Milestone)
+    .where(Milestone.contract_id == bindparam("contract_id"), Milestone.task_ref == bindparam("task_ref"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_TIME_ENTRY_LOCKED = (
+    select(TimeEntry)
+    .where(TimeEntry.integration_id == bindparam("integration_id"), TimeEntry.worklog_ref == bindparam("worklog_ref"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_candidate_queries: dict[tuple[bool, bool], Any] = {}
+
+
+def _candidates_query(labels: bool, task_type: bool):  # type: ignore[no-untyped-def]
+    """The free milestones a completed task may take (one statement per shape of event)."""
+    query = _candidate_queries.get((labels, task_type))
+    if query is None:
+        conditions = [Milestone.match_task_id == bindparam("task_ref")]
+        if labels:
+            conditions.append(Milestone.match_label.in_(bindparam("labels", expanding=True)))
+        if task_type:
+            conditions.append(Milestone.match_task_type == bindparam("task_type"))
+        query = (
+            select(Milestone)
+            .where(
+                Milestone.contract_id == bindparam("contract_id"),
+                Milestone.status == "pending",
+                Milestone.task_ref.is_(None),
+                or_(*conditions),
+            )
+            .order_by(Milestone.position, Milestone.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        _candidate_queries[(labels, task_type)] = query
+    return query
+
+
 def find_mapping(session: Session, integration: Integration, project_ref: str) -> Mapping | None:
     return session.execute(
-        select(Mapping).where(Mapping.integration_id == integration.id, Mapping.pm_project == project_ref)
+        _MAPPING, {"integration_id": integration.id, "project_ref": project_ref}
     ).scalar_one_or_none()
 
 
 def apply_event(session: Session, event: CoreEvent) -> Outcome:
     """Apply one event in the caller's transaction and say what it did."""
-    integration = session.execute(
-        select(Integration).where(Integration.key == event.integration)
-    ).scalar_one_or_none()
+    integration = session.execute(_INTEGRATION_BY_KEY, {"key": event.integration}).scalar_one_or_none()
     if integration is None:
         return Outcome(event, "ignored", f"unknown integration {event.integration!r}")
     mapping = find_mapping(session, integration, event.project_ref)
@@ -57,31 +114,29 @@ def apply_event(session: Session, event: CoreEvent) -> Outcome:
     raise TypeError(f"not a core event: {type(event).__name__}")
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def _advance_task_state(session: Session, integration: Integration, event: TaskEvent, *, done: bool) -> bool:
     """Record the task's new state unless a newer event was already applied.
 
     The row is locked for the rest of the transaction, so two workers applying
     events of one task take turns.
     """
+    dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
     session.execute(
-        _insert(session)(TaskState)
-        .values(integration_id=integration.id, task_ref=event.task_ref, done=done, last_event_at=event.occurred_at)
-        .on_conflict_do_nothing(index_elements=["integration_id", "task_ref"])
+        _TASK_STATE_INSERT[dialect],
+        {"integration_id": integration.id, "task_ref": event.task_ref, "done": done,
+         "last_event_at": event.occurred_at},
     )
     state = session.execute(
-        select(TaskState)
-        .where(TaskState.integration_id == integration.id, TaskState.task_ref == event.task_ref)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _TASK_STATE_LOCKED, {"integration_id": integration.id, "task_ref": event.task_ref}
     ).scalar_one()
     if event.occurred_at < state.last_event_at:
         return False
-    state.done = done
-    state.last_event_at = event.occurred_at
+    # set only what changes: a state just inserted with these values leaves
+    # nothing to flush (no UPDATE, no flush before the next query)
+    if state.done != done:
+        state.done = done
+    if state.last_event_at != event.occurred_at:
+        state.last_event_at = event.occurred_at
     return True
 
 
@@ -94,10 +149,7 @@ def _is_done_status(mapping: Mapping, status: str | None) -> bool:
 
 def _bound_milestone(session: Session, mapping: Mapping, task_ref: str) -> Milestone | None:
     return session.execute(
-        select(Milestone)
-        .where(Milestone.contract_id == mapping.contract_id, Milestone.task_ref == task_ref)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _BOUND_MILESTONE, {"contract_id": mapping.contract_id, "task_ref": task_ref}
     ).scalar_one_or_none()
 
 
@@ -105,22 +157,13 @@ def _select_milestone(session: Session, mapping: Mapping, event: TaskCompleted) 
     """The milestone this task completes: its own if it is already bound, else the
     first free one whose selector matches (exact task id first, then label, then
     task type, in the contract's order)."""
-    conditions = [Milestone.match_task_id == event.task_ref]
+    parameters: dict[str, Any] = {"contract_id": mapping.contract_id, "task_ref": event.task_ref}
     if event.labels:
-        conditions.append(Milestone.match_label.in_(event.labels))
+        parameters["labels"] = list(event.labels)
     if event.task_type:
-        conditions.append(Milestone.match_task_type == event.task_type)
+        parameters["task_type"] = event.task_type
     candidates = session.execute(
-        select(Milestone)
-        .where(
-            Milestone.contract_id == mapping.contract_id,
-            Milestone.status == "pending",
-            Milestone.task_ref.is_(None),
-            or_(*conditions),
-        )
-        .order_by(Milestone.position, Milestone.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _candidates_query(bool(event.labels), bool(event.task_type)), parameters
     ).scalars().all()
     for selector in ("match_task_id", "match_label", "match_task_type"):
         for milestone in candidates:
@@ -216,10 +259,7 @@ def _time_event(
     session: Session, integration: Integration, mapping: Mapping, event: TimeLogged | TimeLogChanged | TimeLogDeleted
 ) -> Outcome:
     entry = session.execute(
-        select(TimeEntry)
-        .where(TimeEntry.integration_id == integration.id, TimeEntry.worklog_ref == event.worklog_ref)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _TIME_ENTRY_LOCKED, {"integration_id": integration.id, "worklog_ref": event.worklog_ref}
     ).scalar_one_or_none()
     if entry is not None and entry.last_event_at is not None and event.occurred_at < entry.last_event_at:
         return Outcome(event, "ignored", "older than the last event applied to this worklog", time_entry_id=entry.id)

@@ -310,3 +310,49 @@ def test_on_postgresql_a_row_locked_by_another_dispatcher_is_skipped_not_waited_
         assert [c.id for c in claim(runtime, owner="c", limit=10)] == ids[:1]
     finally:
         runtime.dispose()
+
+
+def test_a_batch_is_recorded_in_one_transaction_each_result_on_its_own(db_url, settings, uow) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    plugin = Recorder(SendResult(external_id="a"), RuntimeError("plugin bug"), SendResult(external_id="c"))
+    runtime = _runtime(db_url, settings, plugin)
+    try:
+        ids = [_queue(uow, key=f"k{n}") for n in range(3)]
+        begun = []
+        listener = lambda conn: begun.append(1)  # noqa: E731
+        event.listen(runtime.engine, "begin", listener)
+        try:
+            assert dispatch_once(runtime, owner="d1") == 3
+        finally:
+            event.remove(runtime.engine, "begin", listener)
+        assert len(begun) == 2  # the claim, then the record of all three
+        messages = {m.id: m for m in outbox(uow)}
+        assert [messages[i].status for i in ids] == ["sent", "pending", "sent"]
+        assert [messages[i].external_id for i in ids] == ["a", None, "c"]
+        assert messages[ids[1]].last_error == "RuntimeError: plugin bug" and messages[ids[1]].attempts == 1
+        assert len(plugin.sent) == 3
+    finally:
+        runtime.dispose()
+
+
+def test_a_lost_lease_in_a_batch_skips_only_that_result(db_url, settings, uow) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from jalon.connector.dispatcher import outcome_of, record_results
+
+    plugin = Recorder()
+    runtime = _runtime(db_url, settings, plugin)
+    try:
+        ids = [_queue(uow, key=f"k{n}") for n in range(3)]
+        claims = claim(runtime, owner="slow", limit=10)
+        assert [c.id for c in claims] == ids
+        with uow() as session:
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == ids[1])
+                            .values(lease_owner="fast", lease_token="newer"))
+        assert record_results(runtime, [outcome_of(runtime, c) for c in claims]) == [True, False, True]
+        messages = {m.id: m for m in outbox(uow)}
+        assert [messages[i].status for i in ids] == ["sent", "sending", "sent"]
+        assert (messages[ids[1]].lease_owner, messages[ids[1]].external_id) == ("fast", None)
+    finally:
+        runtime.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from jalon.connector import worker
 from jalon.connector.settings import Settings
 from jalon.connector.worker import backoff_seconds, claim, process_once, process_one
-from jalon.core.models import AuditRecord, Delivery, Invoice, TimeEntry
+from jalon.core.models import AuditRecord, Delivery, Invoice, OutboxMessage, TimeEntry
 from jalon.core.types import utcnow
 
 from .conftest import SECRET, payload, post
@@ -236,3 +236,104 @@ def test_on_postgresql_a_claim_skips_rows_another_worker_has_locked(app, runtime
         assert [c.id for c in claim(runtime, owner="w2", limit=10)] == [2]
         other.rollback()
     assert [c.id for c in claim(runtime, owner="w3", limit=10)] == [1]
+
+
+# ------------------------------------------------------------------ batches
+
+
+def _time_entries(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    with runtime.sessionmaker() as session:
+        return sorted(session.execute(select(TimeEntry.worklog_ref)).scalars())
+
+
+def test_a_claimed_batch_is_applied_in_one_transaction(app, runtime):  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    client = app.test_client()
+    for n in range(3):
+        post(client, payload("worklog.created", task="WEB-5", worklog=f"WL-{n}", seconds=60), delivery=f"d-{n}")
+    begun = []
+    listener = lambda conn: begun.append(1)  # noqa: E731
+    event.listen(runtime.engine, "begin", listener)
+    try:
+        assert process_once(runtime, owner="w1") == 3
+    finally:
+        event.remove(runtime.engine, "begin", listener)
+    assert len(begun) == 2  # the claim, then the apply of all three
+    assert _time_entries(runtime) == ["WL-0", "WL-1", "WL-2"]
+    assert [delivery(runtime, n).status for n in (1, 2, 3)] == ["done"] * 3
+
+
+def test_a_delivery_that_fails_in_a_batch_is_rolled_back_alone_and_retried_alone(make_app, fake, monkeypatch):  # type: ignore[no-untyped-def]
+    app = make_app(backoff_base_seconds=0.0)
+    runtime = app.extensions["jalon"]
+    client = app.test_client()
+    post(client, payload("worklog.created", task="WEB-5", worklog="WL-1", seconds=60), delivery="d-1")
+    post(client, payload("task.done", task="WEB-1"), delivery="d-2")
+    post(client, payload("worklog.created", task="WEB-5", worklog="WL-3", seconds=60), delivery="d-3")
+    real = worker.apply_event
+    failures = []
+
+    def apply_then_fail(session, event):  # type: ignore[no-untyped-def]
+        outcome = real(session, event)  # the milestone and its draft invoice are written...
+        if getattr(event, "task_ref", None) == "WEB-1" and not failures:
+            failures.append(event)
+            raise RuntimeError("boom after writing")  # ...and must be rolled back with the delivery
+        return outcome
+
+    monkeypatch.setattr(worker, "apply_event", apply_then_fail)
+    audited = count(runtime, AuditRecord)
+    assert process_once(runtime, owner="w1") == 3
+    assert [delivery(runtime, n).status for n in (1, 2, 3)] == ["done", "pending", "done"]
+    failed = delivery(runtime, 2)
+    assert failed.last_error == "RuntimeError: boom after writing" and failed.lease_token is None
+    assert not failed.outcomes and failed.processed_at is None
+    assert invoices(runtime) == [] and count(runtime, OutboxMessage) == 0
+    assert count(runtime, AuditRecord) == audited + 2  # the two worklogs', none of the rolled-back milestone's
+    assert _time_entries(runtime) == ["WL-1", "WL-3"]
+    assert [delivery_id for delivery_id, _ in fake.processed] == [1, 3]  # observers hear the committed ones
+
+    # the retry takes the failed delivery alone; nothing of the others is applied twice
+    assert process_once(runtime, owner="w1") == 1
+    assert delivery(runtime, 2).status == "done" and delivery(runtime, 2).attempts == 2
+    assert len(invoices(runtime)) == 1 and _time_entries(runtime) == ["WL-1", "WL-3"]
+    assert fake.translated == [1, 2, 3, 2]
+    assert [delivery_id for delivery_id, _ in fake.processed] == [1, 3, 2]
+    assert process_once(runtime, owner="w1") == 0
+
+
+def test_a_lost_lease_in_a_batch_skips_only_that_delivery(app, runtime, fake):  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    client = app.test_client()
+    for n in (1, 2, 3):
+        post(client, payload("worklog.created", task="WEB-5", worklog=f"WL-{n}", seconds=60), delivery=f"d-{n}")
+    batch = claim(runtime, owner="slow", limit=10)
+    assert [item.id for item in batch] == [1, 2, 3]
+    with runtime.sessionmaker() as session, session.begin():
+        # delivery 2's lease expired and a newer owner took it while this worker was slow
+        session.execute(update(Delivery).where(Delivery.id == 2).values(lease_owner="fast", lease_token="newer"))
+    assert worker.process_batch(runtime, batch) == ["done", "lease_lost", "done"]
+    assert _time_entries(runtime) == ["WL-1", "WL-3"]
+    taken = delivery(runtime, 2)
+    assert (taken.status, taken.lease_token, taken.outcomes or None) == ("processing", "newer", None)
+    assert [delivery_id for delivery_id, _ in fake.processed] == [1, 3]
+    # the newer owner's own attempt applies it once
+    [fresh] = claim(runtime, owner="fast", limit=10, now=utcnow() + timedelta(seconds=runtime.settings.lease_seconds + 1))
+    assert worker.process_batch(runtime, [fresh]) == ["done"]
+    assert _time_entries(runtime) == ["WL-1", "WL-2", "WL-3"]
+    assert count(runtime, TimeEntry) == 3
+
+
+def test_a_batch_of_milestones_queues_each_notification_once(app, runtime):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    post(client, payload("task.done", task="WEB-1"), delivery="d-1")
+    post(client, payload("task.done", task="WEB-1", at="2026-11-02T10:05:00+00:00"), delivery="d-2")  # the same task again
+    post(client, payload("task.done", task="WEB-9", labels=["jalon"]), delivery="d-3")
+    assert process_once(runtime, owner="w1") == 3
+    effects = [delivery(runtime, n).outcomes[0]["effect"] for n in (1, 2, 3)]
+    assert effects[:2] == ["milestone_done", "unchanged"]
+    assert len(invoices(runtime)) == effects.count("milestone_done")
+    with runtime.sessionmaker() as session:
+        keys = list(session.execute(select(OutboxMessage.idempotency_key)).scalars())
+    assert len(keys) == len(set(keys))
