@@ -188,6 +188,7 @@ def receive(source: str, key: str):  # type: ignore[no-untyped-def]
 
     if delivery_id is None:
         return _json(200, {"status": "duplicate"})
+    runtime.intake_accepted += 1
     runtime.wake_worker.set()
     return _json(202, {"status": "accepted", "delivery": delivery_id})
 

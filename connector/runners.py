@@ -60,9 +60,33 @@ class Loop(threading.Thread):
 
 
 def _worker_step(runtime: Runtime, owner: str) -> Callable[[], int]:
+    """One worker pass; under a burst at the door, a short pause after it.
+
+    The worker shares the process (and Python's one running thread) with
+    intake. When deliveries arrive faster than ``worker_yield_above`` per
+    second, the worker pauses between batches (as long as the batch took, at
+    most ``worker_yield_seconds``) so that acknowledging comes first; what is
+    stored is processed as the burst eases (nothing is lost: it is in the inbox).
+    """
     from .worker import process_once
 
-    return lambda: process_once(runtime, owner=owner, limit=runtime.settings.worker_batch)
+    settings = runtime.settings
+    seen = {"at": time.monotonic(), "accepted": runtime.intake_accepted}
+
+    def step() -> int:
+        began = time.monotonic()
+        done = process_once(runtime, owner=owner, limit=settings.worker_batch)
+        now, accepted = time.monotonic(), runtime.intake_accepted
+        elapsed = now - seen["at"]
+        rate = (accepted - seen["accepted"]) / elapsed if elapsed > 0 else 0.0
+        seen.update(at=now, accepted=accepted)
+        if done and rate > settings.worker_yield_above:
+            # at most as long as the batch took: the worker keeps half the time at least,
+            # so a sustained load cannot grow the backlog without end
+            time.sleep(min(settings.worker_yield_seconds, now - began))
+        return done
+
+    return step
 
 
 def _dispatcher_step(runtime: Runtime, owner: str) -> Callable[[], int]:

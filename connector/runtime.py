@@ -30,6 +30,8 @@ class Runtime:
     # outbox messages: the in-process loops wake at once instead of polling
     wake_worker: threading.Event = field(default_factory=threading.Event)
     wake_dispatcher: threading.Event = field(default_factory=threading.Event)
+    # deliveries accepted by this process's intake (a rate, read by the worker loop)
+    intake_accepted: int = 0
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -24,6 +24,10 @@ class Settings:
     backoff_max_seconds: float = 3600.0
     worker_batch: int = 20
     worker_idle_seconds: float = 0.2
+    # under a burst (more deliveries/s than this at the door), the in-process
+    # worker pauses between batches so that acknowledgements come first
+    worker_yield_above: float = 100.0
+    worker_yield_seconds: float = 0.1
     # retention: raw bodies are pruned after body_retention_days; the keys live key_retention_days (7 at least)
     body_retention_days: int = 30
     key_retention_days: int = 90

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from sqlalchemy import select
 
 from jalon.connector.app import create_app
@@ -94,3 +96,32 @@ def test_a_stored_delivery_is_processed_at_once_by_the_in_process_worker(db_url)
         assert runners.stop(timeout=10)
         runtime.dispose()
     assert not any(loop.is_alive() for loop in runners.loops)
+
+
+def test_under_a_burst_at_the_door_the_worker_pauses_between_batches_and_not_otherwise(monkeypatch):
+    from types import SimpleNamespace
+
+    from jalon.connector import runners, worker
+
+    clock = [1000.0]
+    batch_seconds = 0.02
+
+    def a_batch(runtime, **_):  # type: ignore[no-untyped-def]
+        clock[0] += batch_seconds
+        return 20
+
+    slept: list[float] = []
+    monkeypatch.setattr(worker, "process_once", a_batch)
+    monkeypatch.setattr(runners, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=slept.append))
+    runtime = SimpleNamespace(settings=Settings(worker_yield_above=100.0, worker_yield_seconds=0.1),
+                              intake_accepted=0)
+    step = runners._worker_step(runtime, "w")
+
+    assert step() == 20 and slept == []  # a quiet door: no pause
+    runtime.intake_accepted += 500  # 500 deliveries during a 20 ms batch: a burst
+    assert step() == 20
+    # a pause, never longer than the batch itself: the worker keeps half the time at least
+    assert slept == [pytest.approx(batch_seconds)]
+    clock[0] += 10  # the burst is over
+    step()
+    assert len(slept) == 1
