@@ -9,6 +9,7 @@ names each delivery with ``X-Fake-Delivery``, and sends small JSON bodies::
     {"type": "time", "project": "TM", "task": "T-1", "worklog": "WL-3", "seconds": 3600}
                                                                          -> TimeLogged
     {"type": "noise"}                                                    -> ignored
+    {"type": "done", ..., "requires": "ready"}   -> Unreadable until the integration's settings say ready
 
 The ``record`` channel "sends" a message by appending one line to the file
 named by ``JALON_FAKE_RECORD_FILE``: the message's idempotency key, the
@@ -90,6 +91,10 @@ class FakePlugin:
         except ValueError as error:
             raise Unreadable(f"not JSON: {error}") from None
         occurred = delivery.received_at.astimezone(timezone.utc)
+        required = data.get("requires")
+        if required and not integration.settings.get(required):
+            # stands for a delivery the plugin cannot read until an admin fixes the integration
+            raise Unreadable(f"the integration's setting {required!r} is missing")
         if data.get("type") == "done":
             return Translation("done", [TaskCompleted(
                 integration=integration.key, project_ref=data["project"], task_ref=data["task"],
