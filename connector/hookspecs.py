@@ -104,6 +104,22 @@ def jalon_source_comment(
     later, :class:`~jalon.connector.plugin_types.PermanentFailure` to give up."""
 
 
+@hookspec(firstresult=True)
+def jalon_source_connect(
+    source: str, integration: IntegrationView, webhook_url: str, projects: Sequence[str], http: RestClient
+) -> Sequence[str] | None:
+    """Register the connector's webhook in the PM tool, for ``jalon
+    integrations connect``: the integration was just created or updated (its
+    current secret is ``integration.secrets[0]``, its admin credentials in
+    ``integration.credentials``), ``webhook_url`` is where the tool must send
+    (``<public-url>/hooks/<source>/<key>``) and ``projects`` the PM projects to
+    filter on. Return the lines telling the admin what was done (never a
+    secret), or None for another's source. Raise
+    :class:`~jalon.connector.http.RemoteError` or
+    :class:`~jalon.connector.plugin_types.PermanentFailure` when the tool
+    refuses: the command reports it and exits 1."""
+
+
 # --- channels: where notifications go --------------------------------------------------
 
 

@@ -13,6 +13,11 @@ empty list means all of them):
 * ``invoice.draft_cancelled``: a task was reopened and the draft it had caused
   was cancelled.
 
+When a milestone's invoice is issued, and when it is fully paid, the PM task
+gets a comment too (:func:`on_invoice_issued`, :func:`on_invoice_paid`, called
+by the API in the transaction that issues or records the payment; keys
+``comment:invoice.issued:<invoice id>`` and ``comment:invoice.paid:<invoice id>``).
+
 Each message's idempotency key is derived from its cause (the invoice, or the
 milestone and the event's time) and the channel, so a replayed delivery queues
 nothing new. Texts are French unless the channel's target says
@@ -31,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from jalon.core.events import Outcome
 from jalon.core.money import Money
-from jalon.core.models import Integration, Invoice, Milestone, NotificationChannel
+from jalon.core.models import Integration, Invoice, Mapping, Milestone, NotificationChannel, TaskState
 
 from .outbox import enqueue
 from .settings import Settings
@@ -41,6 +46,9 @@ REOPENED_AFTER_ISSUE = "milestone.reopened_after_issue"
 DRAFT_CANCELLED = "invoice.draft_cancelled"
 EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED)
 COMMENT = "comment"
+# write-backs only (no channel event): the PM task hears when its milestone's invoice moves on
+INVOICE_ISSUED = "invoice.issued"
+INVOICE_PAID = "invoice.paid"
 
 EFFECT_EVENTS = {
     "milestone_done": MILESTONE_DONE,
@@ -64,6 +72,8 @@ LABELS = {
                           "et sa facture brouillon est annulée."),
         COMMENT: "jalon : le jalon « {milestone} » ({reference}) est terminé ; une facture brouillon a été "
                  "créée et la finance est prévenue.",
+        INVOICE_ISSUED: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est émise.",
+        INVOICE_PAID: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est payée.",
     },
     "en": {
         "amount": "Amount", "client": "Client", "contract": "Contract", "project": "Project",
@@ -80,6 +90,8 @@ LABELS = {
                           "draft invoice is cancelled."),
         COMMENT: "jalon: milestone “{milestone}” ({reference}) is done; a draft invoice was created and "
                  "finance was told.",
+        INVOICE_ISSUED: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is issued.",
+        INVOICE_PAID: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is paid.",
     },
 }
 LOCALES = {"fr": "fr_FR", "en": "en_GB"}
@@ -135,6 +147,60 @@ def on_outcomes(
             )
             queued += message in session.new
     return queued
+
+
+def on_invoice_issued(session: Session, invoice: Invoice) -> int:
+    """Queue the comment telling the milestone's PM task its invoice is issued,
+    in the caller's transaction (the one that issues it); 1 when newly queued."""
+    return _invoice_comment(session, invoice, INVOICE_ISSUED)
+
+
+def on_invoice_paid(session: Session, invoice: Invoice) -> int:
+    """Queue the comment telling the milestone's PM task its invoice is fully
+    paid, in the caller's transaction; 1 when newly queued, 0 otherwise (not
+    paid, no milestone, already queued)."""
+    if invoice.status != "paid":
+        return 0
+    return _invoice_comment(session, invoice, INVOICE_PAID)
+
+
+def _invoice_comment(session: Session, invoice: Invoice, event: str) -> int:
+    milestone = invoice.milestone
+    if invoice.kind != "invoice" or milestone is None or not milestone.task_ref:
+        return 0
+    integration = task_integration(session, milestone)
+    if integration is None or not integration.enabled:
+        return 0
+    message = enqueue(
+        session,
+        channel=integration.source,
+        kind=COMMENT,
+        idempotency_key=f"{COMMENT}:{event}:{invoice.id}",
+        destination={"integration": integration.key, "task_ref": milestone.task_ref},
+        payload={"text": LABELS["fr"][event].format(number=invoice.number or f"#{invoice.id}",
+                                                    milestone=milestone.name, reference=milestone.reference),
+                 "task_url": milestone.task_url},
+        integration_id=integration.id,
+    )
+    return int(message in session.new)
+
+
+_TASK_INTEGRATIONS = (
+    select(Integration)
+    .join(Mapping, Mapping.integration_id == Integration.id)
+    .outerjoin(TaskState, (TaskState.integration_id == Integration.id)
+               & (TaskState.task_ref == bindparam("task_ref")))
+    .where(Mapping.contract_id == bindparam("contract_id"))
+    .order_by(TaskState.id.is_(None), Integration.id)
+)
+
+
+def task_integration(session: Session, milestone: Milestone) -> Integration | None:
+    """The integration the milestone's task came through: among those mapped to
+    its contract, the one that knows the task, else the first."""
+    return session.execute(
+        _TASK_INTEGRATIONS, {"task_ref": milestone.task_ref, "contract_id": milestone.contract_id}
+    ).scalars().first()
 
 
 _ENABLED_CHANNELS = (

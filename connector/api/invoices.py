@@ -17,6 +17,7 @@ from jalon.core import catalog, invoicing, payments
 from jalon.core.models import INVOICE_KINDS, INVOICE_STATUSES, Client, Contract, Entity, Invoice
 from jalon.core.vat import Vat
 
+from .. import notify
 from . import Blueprint
 from .context import actor, db, protect
 from .fields import DecimalString, MoneyAmount, PageArgs, Schema, VatIn, VatOut, currency_field, page_of, paginate
@@ -262,8 +263,10 @@ def replace_lines(data, invoice_id):  # type: ignore[no-untyped-def]
 @blp.response(200, InvoiceDetail)
 def issue(data, invoice_id):  # type: ignore[no-untyped-def]
     """Issue a draft: give it its number and freeze it"""
-    invoice = invoicing.issue(db(), invoice_id, actor=actor(), issue_date=data.get("issue_date"),
+    session = db()
+    invoice = invoicing.issue(session, invoice_id, actor=actor(), issue_date=data.get("issue_date"),
                               reason=data.get("reason"))
+    notify.on_invoice_issued(session, invoice)
     return present_detail(invoice)
 
 

@@ -18,6 +18,7 @@ from jalon.core.errors import NotFound
 from jalon.core.models import Client, Payment
 from jalon.core.money import Money
 
+from .. import notify
 from . import Blueprint
 from .context import actor, db, protect
 from .fields import DecimalString, MoneyAmount, PageArgs, Schema, currency_field, page_of, paginate
@@ -113,6 +114,8 @@ class Payments(MethodView):
             reference=data.get("reference"),
             actor=actor(),
         )
+        for allocation in payment.allocations:
+            notify.on_invoice_paid(session, allocation.invoice)
         return present_payment(payment), 201, {"Location": url_for("payments.PaymentById", payment_id=payment.id)}
 
 
