@@ -12,6 +12,8 @@ empty list means all of them):
   already issued: finance must decide (a credit note, or nothing).
 * ``invoice.draft_cancelled``: a task was reopened and the draft it had caused
   was cancelled.
+* ``milestone.task_deleted``: the task that completed a milestone was deleted
+  in the PM tool; nothing is undone, finance decides.
 
 When a milestone's invoice is issued, and when it is fully paid, the PM task
 gets a comment too (:func:`on_invoice_issued`, :func:`on_invoice_paid`, called
@@ -44,7 +46,8 @@ from .settings import Settings
 MILESTONE_DONE = "milestone.done"
 REOPENED_AFTER_ISSUE = "milestone.reopened_after_issue"
 DRAFT_CANCELLED = "invoice.draft_cancelled"
-EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED)
+TASK_DELETED = "milestone.task_deleted"
+EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED, TASK_DELETED)
 COMMENT = "comment"
 # write-backs only (no channel event): the PM task hears when its milestone's invoice moves on
 INVOICE_ISSUED = "invoice.issued"
@@ -54,6 +57,7 @@ EFFECT_EVENTS = {
     "milestone_done": MILESTONE_DONE,
     "reopened_after_issue": REOPENED_AFTER_ISSUE,
     "draft_cancelled": DRAFT_CANCELLED,
+    "task_deleted": TASK_DELETED,
 }
 
 LABELS = {
@@ -70,6 +74,9 @@ LABELS = {
         DRAFT_CANCELLED: ("Brouillon annulé : {contract} — {milestone}",
                           "La tâche {task} a été rouverte : le jalon « {milestone} » redevient en attente "
                           "et sa facture brouillon est annulée."),
+        TASK_DELETED: ("Tâche supprimée : {contract} — {milestone}",
+                       "La tâche {task} du jalon « {milestone} » a été supprimée dans l'outil de gestion de "
+                       "projet. Rien n'est annulé côté facturation : à la finance de décider."),
         COMMENT: "jalon : le jalon « {milestone} » ({reference}) est terminé ; une facture brouillon a été "
                  "créée et la finance est prévenue.",
         INVOICE_ISSUED: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est émise.",
@@ -88,6 +95,9 @@ LABELS = {
         DRAFT_CANCELLED: ("Draft cancelled: {contract} — {milestone}",
                           "Task {task} was reopened: milestone “{milestone}” is pending again and its "
                           "draft invoice is cancelled."),
+        TASK_DELETED: ("Task deleted: {contract} — {milestone}",
+                       "Task {task} of milestone “{milestone}” was deleted in the project tool. Nothing is "
+                       "undone in billing: finance decides."),
         COMMENT: "jalon: milestone “{milestone}” ({reference}) is done; a draft invoice was created and "
                  "finance was told.",
         INVOICE_ISSUED: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is issued.",

@@ -45,6 +45,12 @@ class TaskReopened(TaskEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDeleted(TaskEvent):
+    """A task was deleted in the PM tool. Billing data is never deleted with it:
+    when the task completed a milestone, finance is told and decides."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TimeEvent(TaskEvent):
     worklog_ref: str
     person_ref: str | None = None
@@ -81,7 +87,7 @@ def _check_seconds(seconds: int) -> None:
         raise ValueError(f"seconds must be a non-negative integer, not {seconds!r}")
 
 
-CoreEvent = TaskCompleted | TaskReopened | TimeLogged | TimeLogChanged | TimeLogDeleted
+CoreEvent = TaskCompleted | TaskReopened | TaskDeleted | TimeLogged | TimeLogChanged | TimeLogDeleted
 
 
 @dataclass(frozen=True, slots=True)

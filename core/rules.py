@@ -21,6 +21,7 @@ from .events import (
     CoreEvent,
     Outcome,
     TaskCompleted,
+    TaskDeleted,
     TaskEvent,
     TaskReopened,
     TimeLogChanged,
@@ -109,6 +110,8 @@ def apply_event(session: Session, event: CoreEvent) -> Outcome:
         if isinstance(event, TaskCompleted):
             return _task_completed(session, mapping, event)
         return _task_reopened(session, mapping, event)
+    if isinstance(event, TaskDeleted):
+        return _task_deleted(session, mapping, event)
     if isinstance(event, (TimeLogged, TimeLogChanged, TimeLogDeleted)):
         return _time_event(session, integration, mapping, event)
     raise TypeError(f"not a core event: {type(event).__name__}")
@@ -253,6 +256,23 @@ def _task_reopened(session: Session, mapping: Mapping, event: TaskReopened) -> O
                  reason=f"task {event.task_ref} reopened")
     return Outcome(event, "draft_cancelled", f"milestone {milestone.reference} reopened, draft cancelled",
                    milestone_id=milestone.id, invoice_id=drafts[0].id if drafts else None)
+
+
+def _task_deleted(session: Session, mapping: Mapping, event: TaskDeleted) -> Outcome:
+    """Nothing billed is undone; a milestone whose task disappeared is worth a word to finance."""
+    milestone = _bound_milestone(session, mapping, event.task_ref)
+    if milestone is None:
+        return Outcome(event, "ignored", f"task {event.task_ref} completed no milestone")
+    audit.record(session, actor=_actor(event), action="milestone.task_deleted", subject=milestone,
+                 reason=f"task {event.task_ref} deleted in the PM tool; billing data kept")
+    live = session.execute(
+        select(Invoice.id)
+        .where(Invoice.milestone_id == milestone.id, Invoice.status.not_in(("cancelled", "credited")))
+        .order_by(Invoice.id.desc())
+    ).scalars().first()
+    return Outcome(event, "task_deleted",
+                   f"task {event.task_ref} of milestone {milestone.reference} deleted; billing data kept",
+                   milestone_id=milestone.id, invoice_id=live)
 
 
 def _time_event(

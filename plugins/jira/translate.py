@@ -13,7 +13,8 @@
   id: the issue is fetched (and cached) through :mod:`.client`.
 * ``jira:version_released`` -> ``TaskCompleted`` of ``version:<id>``
   (``task_type`` ``version``), the project key fetched from its ``projectId``.
-* ``jira:issue_deleted`` -> ignored with a reason (billing data is never deleted).
+* ``jira:issue_deleted`` -> TaskDeleted: billing data is never deleted; when the
+  issue had completed a milestone, finance is told.
 * anything else -> ignored, visibly in the delivery log.
 
 A body that is not JSON or lacks what a handler needs -> :class:`Unreadable`.
@@ -32,7 +33,14 @@ from urllib.parse import urlsplit
 
 from jalon.connector.http import BadResponse, NotFound, RestClient
 from jalon.connector.plugin_types import DeliveryView, IntegrationView, Translation, Unreadable
-from jalon.core.events import TaskCompleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
+from jalon.core.events import (
+    TaskCompleted,
+    TaskDeleted,
+    TaskReopened,
+    TimeLogChanged,
+    TimeLogDeleted,
+    TimeLogged,
+)
 
 from .client import Issue, JiraClient, issue_from_json
 
@@ -252,8 +260,11 @@ def version_released(ctx: Context, payload: Mapping[str, Any]) -> Translation:
 
 def issue_deleted(ctx: Context, payload: Mapping[str, Any]) -> Translation:
     issue = _issue(payload)
-    return Translation(str(payload["webhookEvent"]), (),
-                       ignored=f"issue {issue.key} deleted in Jira: billing data is kept, nothing is undone")
+    return Translation(str(payload["webhookEvent"]), [TaskDeleted(**_task_fields(ctx, issue) | {
+        "occurred_at": _from_millis(payload.get("timestamp")),
+        "actor": _person(payload.get("user")),
+        "event_id": f"jira:issue:{issue.id}:deleted",
+    })])
 
 
 HANDLERS: dict[str, Handler] = {

@@ -232,3 +232,26 @@ def test_each_milestone_change_leaves_an_audit_record_naming_the_actor(world):
         ]
         assert {r.actor for r in records} == {"jira-atelier:alice"}
         assert all(r.reason for r in records)
+
+
+def _deleted(task: str, minute: int = 9):  # type: ignore[no-untyped-def]
+    from jalon.core.events import TaskDeleted
+
+    return TaskDeleted(integration="jira-atelier", project_ref="WEB", task_ref=task, occurred_at=at(minute),
+                       actor="alice")
+
+
+def test_deleting_a_milestone_task_keeps_every_billing_record_and_is_recorded(world):
+    [done] = _apply(world, completed("WEB-1"))
+    with unit_of_work(world) as session:
+        issue(session, done.invoice_id, actor="finance", issue_date=date(2026, 11, 2))
+    [outcome] = _apply(world, _deleted("WEB-1"))
+    assert (outcome.effect, outcome.invoice_id) == ("task_deleted", done.invoice_id)
+    assert _invoices(world) == [("M1", "issued")]
+    assert _milestones(world)["M1"] == ("invoiced", "WEB-1")
+    assert _actions(world, "milestones")[-1] == "milestone.task_deleted"
+
+
+def test_deleting_a_task_that_completed_no_milestone_is_ignored(world):
+    [outcome] = _apply(world, _deleted("WEB-42"))
+    assert outcome.effect == "ignored"

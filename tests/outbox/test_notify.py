@@ -120,3 +120,17 @@ def test_outcomes_that_concern_nobody_queue_nothing(channels, uow, settings) -> 
         integration = catalog.get_integration(session, "jira-atelier")
         outcomes = [apply_event(session, factories.completed("WEB-99")), apply_event(session, factories.logged())]
         assert on_outcomes(session, outcomes, integration=integration, settings=settings) == 0
+
+
+def test_a_deleted_milestone_task_alerts_finance(channels, uow, settings) -> None:  # type: ignore[no-untyped-def]
+    from jalon.core.events import TaskDeleted
+
+    complete_milestone(uow, settings)
+    with uow() as session:
+        integration = catalog.get_integration(session, "jira-atelier")
+        outcome = apply_event(session, TaskDeleted(integration="jira-atelier", project_ref="WEB", task_ref="WEB-1",
+                                                   occurred_at=factories.at(30), actor="alice"))
+        assert outcome.effect == "task_deleted"
+        assert on_outcomes(session, [outcome], integration=integration, settings=settings) >= 1
+    [alert] = outbox(uow, kind="milestone.task_deleted", channel="email")
+    assert "supprimée" in alert.payload["text"]

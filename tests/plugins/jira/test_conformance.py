@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from jalon.core.events import TaskCompleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
+from jalon.core.events import TaskCompleted, TaskDeleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
 from jalon.plugins.jira import translate, verify
 
 from .support import NOW, SHARED_PAYLOADS, delivery, integration, rest_client, signed_headers
@@ -28,7 +28,7 @@ EXPECTED = {
     "worklog_created": TimeLogged,
     "worklog_updated": TimeLogChanged,
     "worklog_deleted": TimeLogDeleted,
-    "issue_deleted": None,  # ignored: billing data is never deleted
+    "issue_deleted": TaskDeleted,  # billing data is never deleted; finance is told
 }
 
 

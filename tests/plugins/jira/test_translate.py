@@ -11,7 +11,7 @@ import pytest
 import responses
 
 from jalon.connector.plugin_types import Translation, Unreadable
-from jalon.core.events import TaskCompleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
+from jalon.core.events import TaskCompleted, TaskDeleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
 from jalon.plugins.jira import translate as jira
 
 from .support import KEY, SITE, delivery, fixture, fixture_bytes, integration, rest_client, rest_fixture
@@ -201,10 +201,10 @@ def test_a_released_version_completes_a_version_task_of_its_project():
     assert event.task_url == f"{SITE}/projects/WEB/versions/10010"
 
 
-def test_a_deleted_issue_is_ignored_and_its_billing_data_kept():
-    translation = run("jira_issue_deleted__cloud")
-    assert translation.events == ()
-    assert "WEB-7 deleted" in translation.ignored
+def test_a_deleted_issue_becomes_a_task_deleted_event():
+    (event,) = run("jira_issue_deleted__cloud").events
+    assert isinstance(event, TaskDeleted)
+    assert (event.project_ref, event.task_ref) == ("WEB", "WEB-7")
 
 
 # --- everything else -----------------------------------------------------------------------------
