@@ -41,6 +41,7 @@ from jalon.core.rules import apply_event
 from jalon.core.types import utcnow
 
 from . import notify
+from .http import RestClient
 from .intake import integration_view
 from .plugin_types import DeliveryView, IntegrationView, Translation, Unreadable
 from .runtime import Runtime
@@ -149,17 +150,16 @@ def _view(delivery: Delivery, integration: Integration) -> DeliveryView:
 # ------------------------------------------------------------------ translate
 
 
-def rest_client(integration: IntegrationView, settings: Settings) -> Any:
-    """The REST client handed to ``jalon_source_translate`` (the outbound HTTP
-    base client, bound to the integration's ``base_url``)."""
-    try:
-        from . import http
-    except ImportError:  # the outbound HTTP client is not there yet
-        return None
-    factory = getattr(http, "for_integration", None)
-    if factory is not None:
-        return factory(integration, settings)
-    return http.RestClient(base_url=integration.base_url, timeout=settings.http_timeout_seconds)
+def rest_client(integration: IntegrationView, settings: Settings) -> RestClient:
+    """The REST client handed to ``jalon_source_translate``, bound to the
+    integration's ``base_url``. A tool on the company's own network (Jira Data
+    Center on an intranet) needs ``allow_private_network: true`` in the
+    integration's settings: the SSRF guard refuses private addresses otherwise."""
+    return RestClient(
+        base_url=integration.base_url,
+        timeout=settings.http_timeout_seconds,
+        allow_private_network=bool(integration.settings.get("allow_private_network")),
+    )
 
 
 def translate(runtime: Runtime, item: Claimed) -> Translation:
