@@ -1,8 +1,11 @@
 """``jalon demo``: the one-command tour of the product, on a fresh SQLite file.
 
-It applies the example configuration, completes a milestone in "Jira" through
-the core's event path (twice, to show that a replay changes nothing), issues
-the draft invoice, records a partial payment, and prints the result.
+It applies the example configuration, then plays Jira: signed webhooks (a
+milestone task moved to Done, the same delivery again, a worklog, a forged
+one) sent over HTTP to the running app; the worker applies them (fetching the
+worklog's issue from a local stand-in of Jira's REST API); finance's
+notification and the comment for Jira wait in the outbox. Finance then issues
+the draft, a partial payment arrives, and the invoice is printed.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import select
+
 from jalon.connector.configfile import load
 from jalon.core import invoicing, payments
 from jalon.core.catalog import apply_config
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.errors import Conflict, Invalid
-from jalon.core.events import TaskCompleted
 from jalon.core.invoicing import business_today
 from jalon.core.migrate import upgrade
 from jalon.core.models import Invoice
 from jalon.core.money import Money
-from jalon.core.rules import apply_event
 from jalon.core.terms import PaymentTerms
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jalon.yaml"
@@ -64,28 +67,10 @@ def _steps(engine, config_path: Path, echo: Echo) -> str:  # type: ignore[no-unt
     for section, counts in summary.items():
         echo(f"    {section:<13} {counts['created']} created")
 
-    event = TaskCompleted(
-        integration="jira-atelier",
-        project_ref="WEB",
-        task_ref="WEB-1",
-        task_title="Maquettes validées par le client",
-        task_url="https://atelier.atlassian.net/browse/WEB-1",
-        status="Done",
-        actor="alice@atelier.example",
-        occurred_at=datetime.now(timezone.utc) - timedelta(minutes=5),
-        event_id="demo-webhook-1",
-    )
-    with unit_of_work(Session) as session:
-        outcome = apply_event(session, event)
-    step("Jira: WEB-1 moved to Done", outcome.detail)
-    with unit_of_work(Session) as session:
-        replay = apply_event(session, event)
-    step("Jira: the same delivery again", f"{replay.effect}: {replay.detail}")
-    if outcome.invoice_id is None:
-        raise Invalid(f"the demo milestone was not drafted: {outcome.detail}", code="demo_failed")
+    invoice_id = _through_jira(engine, Session, step, echo)
 
     with unit_of_work(Session) as session:
-        invoice = invoicing.issue(session, outcome.invoice_id, actor="finance@atelier.example")
+        invoice = invoicing.issue(session, invoice_id, actor="finance@atelier.example")
         number, gross = invoice.number, invoice.money(invoice.total_gross)
     step("Finance issued the draft", f"invoice {number}")
 
@@ -102,7 +87,7 @@ def _steps(engine, config_path: Path, echo: Echo) -> str:  # type: ignore[no-unt
     step("Bank transfer received", f"{partial.format('fr_FR')} on {number}")
 
     with unit_of_work(Session) as session:
-        invoice = session.get(Invoice, outcome.invoice_id)
+        invoice = session.get(Invoice, invoice_id)
         assert invoice is not None
         _print_invoice(session, invoice, echo)
     return number
@@ -112,6 +97,72 @@ def plain(value: Decimal) -> str:
     """A decimal as people write it: 20, 5.5, 1 (never 2E+1)."""
     text = format(value.normalize(), "f")
     return text
+
+
+def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ignore[no-untyped-def]  # noqa: N803
+    """Jira sends signed webhooks to the running app; the worker applies them;
+    finance's notification and the comment for Jira wait in the outbox.
+    Returns the id of the draft invoice the milestone produced."""
+    import requests
+
+    from jalon.connector import demo_jira
+    from jalon.connector.app import create_app
+    from jalon.connector.settings import Settings
+    from jalon.connector.worker import process_once
+    from jalon.core.catalog import get_integration, upsert_integration
+    from jalon.core.models import Delivery, OutboxMessage, TimeEntry
+
+    now = datetime.now(timezone.utc)
+    with demo_jira.jira_api() as jira_site:
+        with unit_of_work(Session) as session:
+            integration = get_integration(session, "jira-atelier")
+            secret = integration.secret or ""
+            # the demo's Jira answers on this machine: allow the private address explicitly
+            upsert_integration(session, {
+                "key": integration.key, "source": integration.source, "name": integration.name,
+                "base_url": jira_site, "settings": {**integration.settings, "allow_private_network": True},
+            }, actor="demo")
+        app = create_app(str(engine.url), settings=Settings.from_env(run_worker=False, run_scheduler=False))
+        runtime = app.extensions["jalon"]
+        try:
+            with demo_jira.served(app) as jalon_url:
+                hook = f"{jalon_url}/hooks/jira/jira-atelier"
+                done = demo_jira.signed(secret, "demo-delivery-1", demo_jira.issue_done(jira_site, now))
+                answer = requests.post(hook, data=done[0], headers=done[1], timeout=10)
+                step("Jira: WEB-1 moved to Done", f"POST /hooks/jira/jira-atelier -> {answer.status_code} "
+                     f"{answer.json()['status']} (signed X-Hub-Signature, stored before the answer)")
+                again = requests.post(hook, data=done[0], headers=done[1], timeout=10)
+                step("Jira retries the same delivery", f"-> {again.status_code} {again.json()['status']}")
+                worklog = demo_jira.signed(secret, "demo-delivery-2", demo_jira.worklog_created(now, 5400))
+                logged = requests.post(hook, data=worklog[0], headers=worklog[1], timeout=10)
+                step("Jira: Bob logged 1 h 30 on DATA-7", f"-> {logged.status_code} {logged.json()['status']}")
+                forged = requests.post(hook, data=done[0], timeout=10, headers={
+                    **done[1], "X-Hub-Signature": "sha256=" + "0" * 64, "X-Atlassian-Webhook-Identifier": "forged"})
+                step("A forged delivery", f"-> {forged.status_code} {forged.json()['code']}, stored nowhere")
+                handled = sum(process_once(runtime, owner="demo") for _ in range(5))
+            with unit_of_work(runtime.sessionmaker) as session:
+                deliveries = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
+                effects = "; ".join(o.get("detail", "") for d in deliveries for o in d.outcomes)
+                step("The worker applied them", f"{handled} deliveries: {effects}")
+                entry = session.execute(select(TimeEntry)).scalars().first()
+                if entry is not None:
+                    echo(f"    time ledger: {entry.task_ref} {entry.seconds} s by {entry.person_ref} "
+                         f"(the issue was fetched from Jira's REST API by the worker, not during the webhook)")
+                messages = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
+                for message in messages:
+                    if message.kind == "milestone.done" and message.channel == "email":
+                        step("Finance's notification (e-mail, in the outbox)", message.payload.get("subject", ""))
+                        for line in str(message.payload.get("text", "")).splitlines():
+                            echo(f"    {line}")
+                    elif message.kind == "comment":
+                        step("The comment that goes back to Jira", f"on {message.destination.get('task_ref')}")
+                        echo(f"    {message.payload.get('text')}")
+                drafts = [d for d in deliveries if d.outcomes and d.outcomes[0].get("invoice_id")]
+        finally:
+            runtime.dispose()
+    if not drafts:
+        raise Invalid("the demo milestone was not drafted", code="demo_failed")
+    return int(drafts[0].outcomes[0]["invoice_id"])
 
 
 class _Steps:

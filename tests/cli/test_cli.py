@@ -159,7 +159,11 @@ def test_demo_prints_an_issued_invoice_with_its_number_and_totals():
     assert re.search(r"FACTURE F\d{4}-00001", output)
     assert re.search(r"Total incl. VAT +8 640,00 €", output)
     assert re.search(r"Open balance +5 640,00 €", output)
-    assert "unchanged: milestone M1 is already done" in output
+    assert "Jira retries the same delivery: -> 200 duplicate" in output
+    assert "-> 401 signature_invalid, stored nowhere" in output
+    assert "milestone M1 done, draft invoice created; 5400 s logged on DATA-7" in output
+    assert "Finance's notification (e-mail, in the outbox)" in output
+    assert "The comment that goes back to Jira: on WEB-1" in output
 
 
 def test_demo_refuses_to_reuse_an_existing_database(tmp_path):
