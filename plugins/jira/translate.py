@@ -1,11 +1,13 @@
 """Jira deliveries -> core events: a table {webhookEvent -> handler}.
 
 * ``jira:issue_updated`` with a ``status`` change: into the done category
-  (``issue.fields.status.statusCategory.key == "done"``) -> ``TaskCompleted``;
-  out of done (DC ``issue_reopened``, a cleared resolution, or a previous
-  status the integration's ``settings['done_statuses']`` names) ->
-  ``TaskReopened``. Any other transition is ignored: a mapping's
-  ``done_statuses`` can narrow what counts as done, never widen it.
+  (``issue.fields.status.statusCategory.key == "done"``) or into a status the
+  integration's ``settings['done_statuses']`` names (a workflow whose billable
+  state, e.g. "Accepted by client", is not in Jira's done category) ->
+  ``TaskCompleted``; out of done (DC ``issue_reopened``, a cleared resolution,
+  or leaving such a named status) -> ``TaskReopened``. Any other transition is
+  ignored. A mapping's ``done_statuses`` (in the core) then narrows, per
+  project, which of these completions bill.
   Changes without a status item (worklog noise ``timespent``, ``WorklogId``...)
   are ignored: time is billed from ``worklog_*`` only, never twice.
 * ``worklog_created|updated|deleted`` -> ``TimeLogged|TimeLogChanged|TimeLogDeleted``
@@ -168,7 +170,8 @@ def issue_updated(ctx: Context, payload: Mapping[str, Any]) -> Translation:
         "event_id": f"jira:issue:{issue.id}:changelog:{changelog.get('id')}",
         "status": new_status,
     }
-    if issue.status_category == DONE:
+    named_done = ctx.integration.settings.get("done_statuses") or ()
+    if issue.status_category == DONE or new_status in named_done:
         return Translation(event, [TaskCompleted(**common)])
     if _leaves_done(ctx, payload, items, status_item):
         return Translation(event, [TaskReopened(**common)])

@@ -76,8 +76,13 @@ def test_a_transition_between_two_statuses_that_are_not_done_is_ignored():
     assert "not in the done category" in translation.ignored
 
 
-def test_a_mapping_of_done_statuses_cannot_make_an_in_progress_status_done():
-    translation = run("jira_issue_updated__cloud_in_progress_ignored", settings={"done_statuses": ["In Progress"]})
+def test_a_status_the_integration_names_as_done_completes_the_task_outside_the_done_category():
+    (event,) = run("jira_issue_updated__cloud_in_progress_ignored", settings={"done_statuses": ["In Progress"]}).events
+    assert isinstance(event, TaskCompleted) and event.status == "In Progress"
+
+
+def test_other_statuses_stay_ignored_when_the_integration_names_done_statuses():
+    translation = run("jira_issue_updated__cloud_in_progress_ignored", settings={"done_statuses": ["Accepted"]})
     assert translation.events == ()
 
 
