@@ -32,15 +32,15 @@ class Server:
     log: Path
 
 
-def wait_until_up(server: Server, timeout: float = 20.0) -> None:
+def wait_until_up(server: Server, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"jalon serve exited: {server.log.read_text(errors='replace')[-2000:]}")
         try:
-            if requests.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{server.url}/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still starting on a busy machine
             pass
         time.sleep(0.1)
     raise RuntimeError(f"jalon serve did not answer within {timeout} s")

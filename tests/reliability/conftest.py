@@ -67,7 +67,7 @@ class RelayServer:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self.port = free_port()
         self.starts += 1
         with self.log.open("wb") as out:
@@ -81,7 +81,7 @@ class RelayServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"jalon serve exited: {self.log.read_text(errors='replace')[-3000:]}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
             except requests.RequestException:
                 pass
