@@ -1,9 +1,9 @@
 """End to end with the real Jira plugin, installed through the entry point.
 
 Done and reopened through a running ``jalon serve`` (issue events are fat:
-no REST call). Worklogs in-process (Flask test client and the worker), since
-their issue is fetched from Jira and ``responses`` cannot answer for another
-process."""
+no REST call). Worklogs both in-process (Flask test client, the worker, and
+``responses`` for Jira's REST API) and through a running server whose worker
+fetches the issue from a local stand-in of Jira's API."""
 
 from __future__ import annotations
 
@@ -165,3 +165,55 @@ def test_worklogs_created_updated_and_deleted_leave_the_right_billable_seconds(a
     assert [tuple(e) for e in entries] == [("10500", 5400, False), ("10501", 1800, True)]
     assert billable == 5400
     assert len(responses.calls) == 1  # the issue was fetched once, then cached
+
+
+# --- worklogs through a running server, the issue fetched from a local Jira API -----------
+
+
+@pytest.fixture
+def server_and_jira(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[no-untyped-def]
+    from jalon.connector import demo_jira
+
+    with demo_jira.jira_api() as site:
+        engine = make_engine(db_url)
+        try:
+            with unit_of_work(make_sessionmaker(engine)) as session:
+                factories.seed(
+                    session,
+                    integrations=[{**factories.INTEGRATION, "base_url": site,
+                                   # the stand-in Jira listens on loopback: allowed explicitly
+                                   "settings": {"allow_private_network": True},
+                                   "credentials": {"email": "bot@atelier.example", "api_token": "tok"}}],
+                    mappings=[factories.MAPPING, {"integration": KEY, "project": "DATA", "contract": "LUM-2026-01"}],
+                )
+        finally:
+            engine.dispose()
+        relay = RelayServer(db_url, tmp_path, threads=4)
+        relay.start()
+        try:
+            yield relay
+        finally:
+            relay.stop()
+
+
+def test_worklogs_through_a_running_server_leave_the_right_billable_seconds(server_and_jira, engine) -> None:  # type: ignore[no-untyped-def]
+    from jalon.connector import demo_jira
+
+    on_data_7 = demo_jira.WORKLOG_ISSUE["id"]
+    sent = [
+        (worklog("worklog_created", "10500", 3600, "2026-11-02T09:00:00.000+0100"), "wl-1"),
+        (worklog("worklog_updated", "10500", 5400, "2026-11-02T09:30:00.000+0100"), "wl-2"),
+        (worklog("worklog_created", "10501", 1800, "2026-11-02T09:10:00.000+0100"), "wl-3"),
+        (worklog("worklog_deleted", "10501", 1800, "2026-11-02T09:40:00.000+0100"), "wl-4"),
+    ]
+    for payload, delivery_id in sent:
+        payload["worklog"]["issueId"] = on_data_7
+        assert post(server_and_jira, payload, delivery_id).status_code == 202
+
+    def entries():  # type: ignore[no-untyped-def]
+        with make_sessionmaker(engine)() as session:
+            return sorted(tuple(row) for row in session.execute(
+                select(TimeEntry.worklog_ref, TimeEntry.task_ref, TimeEntry.seconds, TimeEntry.deleted)))
+
+    wait_until(lambda: drained(engine)() and len(entries()) == 2, timeout=60, what="the four worklogs processed")
+    assert entries() == [("10500", "DATA-7", 5400, False), ("10501", "DATA-7", 1800, True)]
