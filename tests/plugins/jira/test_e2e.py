@@ -12,6 +12,7 @@ import hmac
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -61,12 +62,13 @@ def signed(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dict[str, 
                   "X-Atlassian-Webhook-Identifier": delivery_id}
 
 
-@pytest.fixture
-def server(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[no-untyped-def]
+@contextmanager
+def relay_on(db_url: str, tmp_path, **seed: Any) -> Iterator[RelayServer]:  # type: ignore[no-untyped-def]
+    """A running ``jalon serve`` on the seeded world (``seed`` overrides its sections)."""
     engine = make_engine(db_url)
     try:
         with unit_of_work(make_sessionmaker(engine)) as session:
-            factories.seed(session)
+            factories.seed(session, **seed)
             add_record_channel(session)  # finance's channel: a file the test can read
     finally:
         engine.dispose()
@@ -76,6 +78,12 @@ def server(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[no-untype
         yield relay
     finally:
         relay.stop()
+
+
+@pytest.fixture
+def server(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[no-untyped-def]
+    with relay_on(db_url, tmp_path) as relay:
+        yield relay
 
 
 def post(server: RelayServer, payload: dict[str, Any], delivery_id: str) -> requests.Response:
@@ -174,26 +182,12 @@ def test_worklogs_created_updated_and_deleted_leave_the_right_billable_seconds(a
 def server_and_jira(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[no-untyped-def]
     from jalon.connector import demo_jira
 
-    with demo_jira.jira_api() as site:
-        engine = make_engine(db_url)
-        try:
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                factories.seed(
-                    session,
-                    integrations=[{**factories.INTEGRATION, "base_url": site,
-                                   # the stand-in Jira listens on loopback: allowed explicitly
-                                   "settings": {"allow_private_network": True},
-                                   "credentials": {"email": "bot@atelier.example", "api_token": "tok"}}],
-                    mappings=[factories.MAPPING, {"integration": KEY, "project": "DATA", "contract": "LUM-2026-01"}],
-                )
-        finally:
-            engine.dispose()
-        relay = RelayServer(db_url, tmp_path, threads=4)
-        relay.start()
-        try:
-            yield relay
-        finally:
-            relay.stop()
+    integration = {**factories.INTEGRATION, "settings": {"allow_private_network": True},  # Jira on loopback
+                   "credentials": {"email": "bot@atelier.example", "api_token": "tok"}}
+    data = {"integration": KEY, "project": "DATA", "contract": "LUM-2026-01"}
+    with demo_jira.jira_api() as site, relay_on(db_url, tmp_path, integrations=[{**integration, "base_url": site}],
+                                                mappings=[factories.MAPPING, data]) as relay:
+        yield relay
 
 
 def test_worklogs_through_a_running_server_leave_the_right_billable_seconds(server_and_jira, engine) -> None:  # type: ignore[no-untyped-def]
