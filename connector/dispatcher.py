@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import bindparam, select, update
 
 from jalon.core.db import is_postgresql, unit_of_work
 from jalon.core.models import Integration, NotificationChannel, OutboxMessage
@@ -39,6 +39,7 @@ from jalon.core.types import utcnow
 
 from .http import RestClient
 from .plugin_types import Comment, IntegrationView, OutboxView, PermanentFailure, RetryLater, SendResult
+from .retry import backoff_seconds
 from .runtime import Runtime
 
 log = logging.getLogger("jalon.connector.dispatcher")
@@ -58,11 +59,6 @@ class Claim:
     # a reason to fail at once, without sending (disabled channel, last attempt's sender died)
     refuse: str | None = None
     secrets: tuple[str, ...] = ()
-
-
-def backoff_seconds(settings: Any, attempts: int) -> float:
-    """base * 2^(attempts-1), capped: 2 s, 4 s, 8 s... with the defaults."""
-    return float(min(settings.backoff_max_seconds, settings.backoff_base_seconds * (2 ** max(0, attempts - 1))))
 
 
 # a result waits at most this long before it is recorded: the results of a
@@ -98,10 +94,7 @@ def claim(runtime: Runtime, *, owner: str, limit: int) -> list[Claim]:
         now = utcnow()
         query = (
             select(OutboxMessage)
-            .where(or_(
-                and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
-                and_(OutboxMessage.status == "sending", OutboxMessage.lease_expires_at < now),
-            ))
+            .where(OutboxMessage.due(now))
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
@@ -183,7 +176,7 @@ def outcome_of(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any
     except RetryLater as error:
         if item.attempts >= settings.max_attempts:
             return Result(item, "failed", error=f"gave up after {item.attempts} attempts: {error}")
-        delay = backoff_seconds(settings, item.attempts)
+        delay = backoff_seconds(item.attempts, settings)
         if error.after is not None:
             delay = min(max(float(error.after), 0.0), settings.backoff_max_seconds)
         return Result(item, "pending", error=str(error), delay=delay)
@@ -194,7 +187,7 @@ def outcome_of(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any
         reason = f"{type(error).__name__}: {error}"
         if item.attempts >= settings.max_attempts:
             return Result(item, "failed", error=f"gave up after {item.attempts} attempts: {reason}")
-        return Result(item, "pending", error=reason, delay=backoff_seconds(settings, item.attempts))
+        return Result(item, "pending", error=reason, delay=backoff_seconds(item.attempts, settings))
     if result is None:
         return Result(item, "failed", error=f"no plugin for channel {item.channel}")
     return Result(item, "sent", external_id=result.external_id)

@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session
 
 from jalon.core.events import Outcome
 from jalon.core.money import Money
-from jalon.core.models import Integration, Invoice, Mapping, Milestone, NotificationChannel, TaskState
+from jalon.core.models import Integration, Invoice, Milestone, NotificationChannel, TaskState
+from jalon.core.models import Mapping as ProjectMapping
 
 from .outbox import enqueue
 from .settings import Settings
@@ -197,10 +198,10 @@ def _invoice_comment(session: Session, invoice: Invoice, event: str) -> int:
 
 _TASK_INTEGRATIONS = (
     select(Integration)
-    .join(Mapping, Mapping.integration_id == Integration.id)
+    .join(ProjectMapping, ProjectMapping.integration_id == Integration.id)
     .outerjoin(TaskState, (TaskState.integration_id == Integration.id)
                & (TaskState.task_ref == bindparam("task_ref")))
-    .where(Mapping.contract_id == bindparam("contract_id"))
+    .where(ProjectMapping.contract_id == bindparam("contract_id"))
     .order_by(TaskState.id.is_(None), Integration.id)
 )
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, event, or_, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from jalon.core import audit
@@ -40,7 +40,7 @@ from jalon.core.models import Delivery, Integration
 from jalon.core.rules import apply_event
 from jalon.core.types import utcnow
 
-from . import notify
+from . import notify, retry
 from .http import RestClient
 from .intake import integration_view
 from .plugin_types import DeliveryView, IntegrationView, Translation, Unreadable
@@ -73,22 +73,12 @@ class LeaseLost(Exception):
 
 
 def backoff_seconds(attempts: int, settings: Settings, *, rand: Callable[[], float] = random.random) -> float:
-    """Delay before the next attempt after ``attempts`` failed ones:
-    ``base * 2**(attempts-1)``, capped at ``backoff_max_seconds``, with
-    "equal jitter" (between half and all of it) so that a burst of failures
-    does not come back all at once."""
-    delay = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0))
-    return delay / 2 + rand() * delay / 2
+    """The delay before a failed delivery's next attempt: the shared backoff
+    (:mod:`jalon.connector.retry`), jittered."""
+    return retry.jittered(retry.backoff_seconds(attempts, settings), rand)
 
 
 # ------------------------------------------------------------------ claim
-
-
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(
-        and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-        and_(Delivery.status == "processing", Delivery.lease_expires_at < now),
-    )
 
 
 def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = None) -> list[Claimed]:
@@ -97,7 +87,7 @@ def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = No
     now = now or utcnow()
     token = str(uuid.uuid4())
     with runtime.sessionmaker() as session, session.begin():
-        query = select(Delivery.id).where(_claimable(now)).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+        query = select(Delivery.id).where(Delivery.due(now)).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         ids = list(session.execute(query).scalars())
@@ -105,7 +95,7 @@ def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = No
             return []
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), _claimable(now))  # re-checked: SQLite has no row locks to skip
+            .where(Delivery.id.in_(ids), Delivery.due(now))  # re-checked: SQLite has no row locks to skip
             .values(status="processing", lease_owner=owner[:100], lease_token=token,
                     lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
                     attempts=Delivery.attempts + 1)

@@ -24,7 +24,6 @@ from . import guards as _guards  # noqa: F401  (installs the append-only guard)
 from .errors import Conflict, Invalid, NotFound
 from .models import Client, Contract, Entity, Invoice, InvoiceLine, InvoiceSequence, Milestone
 from .money import Money, to_decimal
-from .terms import PaymentTerms
 from .types import utcnow
 from .vat import Vat
 

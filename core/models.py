@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -23,6 +24,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -509,10 +512,36 @@ class ApiToken(Base):
 
 # --- the relay: inbox, outbox, notification channels, scheduled job runs -------------
 
+
+class LeasedWork:
+    """Work that workers claim with a lease: the inbox's deliveries and the
+    outbox's messages. A claim sets ``WORKING``, a lease owner, a random token
+    and an expiry; the result is recorded only where the token still matches
+    (a worker whose lease was taken over commits nothing); a lease that expires
+    with its worker makes the work claimable again."""
+
+    WORKING: ClassVar[str]
+
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def due(cls, now: datetime) -> ColumnElement[bool]:
+        """Claimable now: pending and due, or held by a lease that expired."""
+        return or_(
+            and_(cls.status == "pending", cls.next_attempt_at <= now),
+            and_(cls.status == cls.WORKING, cls.lease_expires_at < now),
+        )
+
 DELIVERY_STATUSES = ("pending", "processing", "done", "ignored", "dead")
 
 
-class Delivery(Base):
+class Delivery(LeasedWork, Base):
     """A webhook delivery as received: the inbox.
 
     Stored (raw body and the headers that matter) before the sender gets its
@@ -522,6 +551,7 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
+    WORKING = "processing"
     __table_args__ = (
         UniqueConstraint("integration_id", "idempotency_key"),
         CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status"),
@@ -538,13 +568,6 @@ class Delivery(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     body_sha256: Mapped[str] = mapped_column(String(64))
     body_pruned_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_token: Mapped[str | None] = mapped_column(String(36))
-    lease_expires_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
     # what processing did: [{"effect": ..., "detail": ..., "invoice_id": ...}, ...]
     outcomes: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -577,12 +600,13 @@ class NotificationChannel(Base):
         return f"<NotificationChannel {self.key} kind={self.kind}>"
 
 
-class OutboxMessage(Base):
+class OutboxMessage(LeasedWork, Base):
     """A notification or a write-back to a PM tool, written in the same
     transaction as the billing change that causes it, sent later by the
     dispatcher. Never dropped: a message that keeps failing ends ``failed``."""
 
     __tablename__ = "outbox_messages"
+    WORKING = "sending"
     __table_args__ = (
         CheckConstraint(f"status IN {OUTBOX_STATUSES!r}", name="status"),
         Index("ix_outbox_messages_claim", "status", "next_attempt_at"),
@@ -598,13 +622,6 @@ class OutboxMessage(Base):
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     destination: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_token: Mapped[str | None] = mapped_column(String(36))
-    lease_expires_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

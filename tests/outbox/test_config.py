@@ -15,16 +15,16 @@ from jalon.core.models import AuditRecord, NotificationChannel
 
 from .conftest import WEBHOOK_SECRET
 
-CHANNELS = f"""
+CHANNELS = """
 channels:
   - key: finance-email
     kind: email
-    target: {{to: [finance@atelier.example]}}
+    target: {to: [finance@atelier.example]}
     events: [milestone.done]
   - key: books
     kind: webhook
-    target: {{url: "https://93.184.215.14/hooks/jalon"}}
-    secret: ${{BOOKS_SECRET}}
+    target: {url: "https://93.184.215.14/hooks/jalon"}
+    secret: ${BOOKS_SECRET}
 """
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import responses
 
-from jalon.connector.dispatcher import backoff_seconds, claim, dispatch_once, send_claimed
+from jalon.connector.dispatcher import claim, dispatch_once, send_claimed
+from jalon.connector.retry import backoff_seconds
 from jalon.connector.hookspecs import hookimpl
 from jalon.connector.outbox import enqueue
 from jalon.connector.plugin_types import PermanentFailure, RetryLater, SendResult
@@ -114,8 +115,8 @@ def test_a_stale_sender_cannot_record_over_the_new_owner(db_url, settings, uow) 
 
 
 def test_retry_later_backs_off_exponentially_and_honours_after(db_url, settings, uow) -> None:  # type: ignore[no-untyped-def]
-    assert [backoff_seconds(settings, n) for n in (1, 2, 3, 4)] == [2, 4, 8, 16]
-    assert backoff_seconds(replace(settings, backoff_max_seconds=5), 10) == 5
+    assert [backoff_seconds(n, settings) for n in (1, 2, 3, 4)] == [2, 4, 8, 16]
+    assert backoff_seconds(10, replace(settings, backoff_max_seconds=5)) == 5
     runtime = _runtime(db_url, settings, Recorder(RetryLater("busy"), RetryLater("wait", after=90)))
     try:
         message_id = _queue(uow)
