@@ -43,6 +43,7 @@ Data = MappingABC[str, Any]
 
 SECRET_FIELDS = frozenset({"secret", "previous_secret", "credentials"})
 LANGUAGES = ("fr", "en")
+OPERATION_NATURES = ("services", "goods", "mixed")
 
 
 def _singular(model: type) -> str:
@@ -158,6 +159,7 @@ def upsert_entity(session: Session, data: Data, *, actor: str) -> tuple[Entity, 
         "currency": check_currency(data.get("currency") or "EUR"),
         "invoice_prefix": prefix,
         "vat_on_debits": bool(data.get("vat_on_debits", False)),
+        **_billing_policy(data),
         **_address(data),
     }
     existing = session.execute(select(Entity).where(Entity.code == data["code"])).scalar_one_or_none()
@@ -168,6 +170,43 @@ def upsert_entity(session: Session, data: Data, *, actor: str) -> tuple[Entity, 
         )
     entity, created, _ = _upsert(session, Entity, "code", data["code"], values, actor=actor)
     return entity, created
+
+
+def _billing_policy(data: Data) -> dict[str, Any]:
+    """What the entity prints on its invoices about payment, and when drafts issue themselves."""
+    nature = data.get("operation_nature") or "services"
+    if nature not in OPERATION_NATURES:
+        raise Invalid(f"operation_nature must be one of {', '.join(OPERATION_NATURES)}",
+                      code="invalid_operation_nature")
+    penalty = _optional(data, "late_penalty_rate", lambda v: to_decimal(v, what="late penalty rate"))
+    if penalty is not None and not Decimal(0) < penalty <= Decimal(100):
+        raise Invalid("late_penalty_rate is a yearly percentage above 0 and at most 100 "
+                      "(leave it out for the legal rate: the ECB rate + 10 points)", code="invalid_penalty_rate")
+    threshold = _optional(data, "auto_issue_below", lambda v: to_decimal(v, what="auto-issue threshold"))
+    if threshold is not None and threshold <= 0:
+        raise Invalid("auto_issue_below must be a positive amount", code="invalid_auto_issue_threshold")
+    discount = (data.get("early_payment_discount") or "").strip() or None
+    if discount is not None and len(discount) > 300:
+        raise Invalid("early_payment_discount is at most 300 characters", code="invalid_discount_terms")
+    return {
+        "operation_nature": nature,
+        "late_penalty_rate": penalty,
+        "early_payment_discount": discount,
+        "auto_issue_below": threshold,
+    }
+
+
+def _delivery_address(data: Data) -> dict[str, Any]:
+    delivery = data.get("delivery_address")
+    if not delivery:
+        return {f"delivery_{key}": None for key in ("address_line1", "address_line2", "postcode", "city",
+                                                     "country_code")}
+    if not isinstance(delivery, MappingABC):
+        raise Invalid("delivery_address is an address (address_line1, postcode, city, country_code)",
+                      code="invalid_address")
+    _require(delivery, "address_line1", "city")
+    address = _address(delivery)
+    return {f"delivery_{key}": value for key, value in address.items()}
 
 
 def _has_issued(session: Session, entity: Entity) -> bool:
@@ -201,6 +240,7 @@ def upsert_client(session: Session, data: Data, *, actor: str) -> tuple[Client, 
         "terms_days": terms.days,
         "billing_emails": [e.strip() for e in emails],
         **_address(data),
+        **_delivery_address(data),
     }
     client, created, _ = _upsert(session, Client, "code", data["code"], values, actor=actor)
     return client, created

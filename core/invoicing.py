@@ -130,6 +130,7 @@ def create_draft(
     purchase_order_ref: str | None = None,
     note: str | None = None,
     reason: str | None = None,
+    prepaid_amount: Decimal | str | int = 0,
 ) -> Invoice:
     currency = currency or (contract.currency if contract else client.currency)
     Money.zero(currency)  # validates the code
@@ -152,6 +153,7 @@ def create_draft(
         created_at=utcnow(),
     )
     _set_lines(invoice, lines)
+    invoice.prepaid_amount = _prepaid(invoice, prepaid_amount)
     session.add(invoice)
     session.flush()
     audit.record(
@@ -181,6 +183,17 @@ def _set_lines(invoice: Invoice, lines: Sequence[LineSpec]) -> None:
         for position, spec in enumerate(lines, start=1)
     ]
     _refresh_totals(invoice)
+
+
+def _prepaid(invoice: Invoice, amount: Decimal | str | int) -> Decimal:
+    """Deposits already paid, printed with the net amount due: between 0 and the total incl. VAT."""
+    prepaid = Money(to_decimal(amount, what="prepaid amount"), invoice.currency)
+    if prepaid.amount != prepaid.quantize().amount:
+        raise Invalid(f"the prepaid amount has more decimals than {invoice.currency} allows", code="invalid_prepaid_amount")
+    if prepaid.amount < 0 or (prepaid.amount > 0 and prepaid.amount > invoice.total_gross):
+        raise Invalid("the deposits already paid must be between 0 and the invoice's total incl. VAT",
+                      code="invalid_prepaid_amount")
+    return prepaid.amount
 
 
 def replace_lines(session: Session, invoice: Invoice, lines: Sequence[LineSpec], *, actor: str) -> Invoice:
@@ -255,9 +268,13 @@ def party_snapshot(party: Entity | Client) -> dict[str, Any]:
             iban=party.iban,
             bic=party.bic,
             vat_on_debits=party.vat_on_debits,
+            operation_nature=party.operation_nature,
+            late_penalty_rate=None if party.late_penalty_rate is None else str(party.late_penalty_rate),
+            early_payment_discount=party.early_payment_discount,
+            email=party.email,
         )
     else:
-        snapshot.update(language=party.language)
+        snapshot.update(language=party.language, delivery_address=party.delivery_address())
     return snapshot
 
 
@@ -286,6 +303,8 @@ def issue(
     totals = _refresh_totals(invoice)
     if invoice.kind == "invoice" and totals.gross.amount < 0:
         raise Invalid("an invoice's total cannot be negative: issue a credit note instead", code="invoice_negative")
+    if invoice.prepaid_amount > totals.gross.amount:
+        raise Invalid("the deposits already paid exceed the invoice's total incl. VAT", code="invalid_prepaid_amount")
     issue_date = issue_date or business_today()
     sequence = _sequence_for_update(session, invoice.entity_id, issue_date.year)
     # chronology holds across the entity's yearly series too: no invoice dated

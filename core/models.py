@@ -89,6 +89,15 @@ class Entity(AddressMixin, Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     invoice_prefix: Mapped[str] = mapped_column(String(20), default="F")
     vat_on_debits: Mapped[bool] = mapped_column(Boolean, default=False)
+    # what the entity sells, printed and carried in Factur-X: services, goods or mixed
+    operation_nature: Mapped[str] = mapped_column(String(10), default="services", server_default="services")
+    # contractual late-payment penalty rate, % a year; none: the legal rate
+    # (the ECB's refinancing rate + 10 points, L441-10 of the Code de commerce)
+    late_penalty_rate: Mapped[Decimal | None]
+    # early-payment discount terms as printed; none: "no discount for early payment"
+    early_payment_discount: Mapped[str | None] = mapped_column(String(300))
+    # milestone drafts whose total incl. VAT is below this are issued at once, without approval
+    auto_issue_below: Mapped[Decimal | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -106,7 +115,27 @@ class Client(AddressMixin, Base):
     terms_kind: Mapped[str] = mapped_column(String(30), default="net")
     terms_days: Mapped[int] = mapped_column(Integer, default=30)
     billing_emails: Mapped[list[str]] = mapped_column(default=list)
+    # where the service is delivered, when it is not the billing address
+    delivery_address_line1: Mapped[str | None] = mapped_column(String(200))
+    delivery_address_line2: Mapped[str | None] = mapped_column(String(200))
+    delivery_postcode: Mapped[str | None] = mapped_column(String(20))
+    delivery_city: Mapped[str | None] = mapped_column(String(100))
+    delivery_country_code: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def delivery_address(self) -> dict[str, str | None] | None:
+        """The delivery address when one is set and differs from the billing address."""
+        if not self.delivery_address_line1:
+            return None
+        delivery = {
+            "address_line1": self.delivery_address_line1,
+            "address_line2": self.delivery_address_line2,
+            "postcode": self.delivery_postcode or "",
+            "city": self.delivery_city or "",
+            "country_code": self.delivery_country_code or self.country_code,
+        }
+        billing = {key: getattr(self, key) for key in delivery}
+        return None if delivery == billing else delivery
 
     @property
     def payment_terms(self) -> PaymentTerms:
@@ -337,6 +366,8 @@ class Invoice(Base):
     total_net: Mapped[Decimal] = mapped_column(default=Decimal(0))
     total_vat: Mapped[Decimal] = mapped_column(default=Decimal(0))
     total_gross: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    # deposits already paid (BT-113): the amount due is total_gross - prepaid_amount
+    prepaid_amount: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default="0")
     seller: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     buyer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     payment_terms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -366,6 +397,11 @@ class Invoice(Base):
 
     def money(self, amount: Decimal) -> Money:
         return Money(amount, self.currency)
+
+    @property
+    def amount_due(self) -> Money:
+        """Total incl. VAT less the deposits already paid (BT-115)."""
+        return self.money(self.total_gross - self.prepaid_amount)
 
 
 class InvoiceLine(Base):
@@ -620,6 +656,8 @@ class OutboxMessage(LeasedWork, Base):
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("notification_channels.id"))
     integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id"))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    # the invoice the message is about, when it is about one (its sending to the client, a notification)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
     destination: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     external_id: Mapped[str | None] = mapped_column(String(300))
@@ -649,3 +687,50 @@ class JobRun(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --- documents and approval ----------------------------------------------------------
+
+DOCUMENT_KINDS = ("pdf", "xml")
+
+
+class InvoiceDocument(Base):
+    """A rendered document of an issued invoice, stored once: the PDF (Factur-X,
+    PDF/A-3 with the XML embedded) and the CII XML alone. What is stored is what
+    is sent and what is downloaded later. Append-only."""
+
+    __tablename__ = "invoice_documents"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "kind"),
+        CheckConstraint(f"kind IN {DOCUMENT_KINDS!r}", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    filename: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    invoice: Mapped[Invoice] = relationship()
+
+
+class ApprovalLink(Base):
+    """A one-click link that lets finance approve (issue) a draft from a
+    notification: valid until ``expires_at``, usable once. Only the digest of
+    the link's secret part is stored."""
+
+    __tablename__ = "approval_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[str | None] = mapped_column(String(200))
+
+    invoice: Mapped[Invoice] = relationship()

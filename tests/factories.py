@@ -102,7 +102,7 @@ def line(unit_price: str, quantity: str = "1", vat: Vat | None = None, descripti
 
 
 def draft(session, *lines: LineSpec, client: str = "lumiere", entity: str = "atelier",  # type: ignore[no-untyped-def]
-          currency: str | None = None):
+          currency: str | None = None, prepaid_amount: str = "0"):
     """A draft invoice outside any contract (lines default to one of 1 000.00 at 20 %)."""
     return invoicing.create_draft(
         session,
@@ -110,6 +110,7 @@ def draft(session, *lines: LineSpec, client: str = "lumiere", entity: str = "ate
         client=catalog.get_client(session, client),
         lines=list(lines) or [line("1000.00")],
         currency=currency,
+        prepaid_amount=prepaid_amount,
         actor="finance",
     )
 

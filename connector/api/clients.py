@@ -32,6 +32,8 @@ class ClientIn(AddressIn):
     language = fields.String(validate=validate.OneOf(catalog.LANGUAGES))
     payment_terms = fields.Nested(PaymentTermsSchema)
     billing_emails = fields.List(fields.Email())
+    delivery_address = fields.Nested(AddressIn, allow_none=True, metadata={
+        "description": "Where the service is delivered, when it is not the billing address (printed on invoices)"})
 
 
 class ClientOut(AddressOut):
@@ -44,7 +46,11 @@ class ClientOut(AddressOut):
     language = fields.String()
     payment_terms = fields.Nested(PaymentTermsSchema)
     billing_emails = fields.List(fields.String())
+    delivery_address = fields.Method("_delivery", allow_none=True)
     created_at = fields.DateTime()
+
+    def _delivery(self, client: Client):  # type: ignore[no-untyped-def]
+        return client.delivery_address()
 
 
 ClientPage = page_of(ClientOut, "ClientPage")

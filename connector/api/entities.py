@@ -31,6 +31,15 @@ class EntityIn(AddressIn):
     currency = currency_field()
     invoice_prefix = fields.String(validate=validate.Length(min=1, max=20))
     vat_on_debits = fields.Boolean()
+    operation_nature = fields.String(validate=validate.OneOf(catalog.OPERATION_NATURES),
+                                     metadata={"description": "What the invoices sell: services (default), goods, mixed"})
+    late_penalty_rate = DecimalString(allow_none=True, metadata={
+        "example": "12", "description": "Contractual late-payment penalty rate, % a year; "
+                                        "absent: the legal rate (ECB refinancing rate + 10 points)"})
+    early_payment_discount = fields.String(allow_none=True, validate=validate.Length(max=300), metadata={
+        "description": "Early-payment discount terms as printed; absent: no discount"})
+    auto_issue_below = DecimalString(allow_none=True, metadata={
+        "example": "1000", "description": "Milestone drafts below this total incl. VAT are issued without approval"})
 
 
 class EntityOut(AddressOut):
@@ -48,6 +57,10 @@ class EntityOut(AddressOut):
     currency = fields.String()
     invoice_prefix = fields.String()
     vat_on_debits = fields.Boolean()
+    operation_nature = fields.String()
+    late_penalty_rate = DecimalString(allow_none=True)
+    early_payment_discount = fields.String(allow_none=True)
+    auto_issue_below = DecimalString(allow_none=True)
     created_at = fields.DateTime()
 
 

@@ -163,3 +163,31 @@ def test_audit_lists_by_subject_with_pagination(client, world):
     last = client.get("/api/v1/audit?subject_type=milestones&page_size=2&page=2").json
     assert len(last["items"]) == 1
     assert json.dumps(last)  # plain JSON
+
+
+def test_entity_billing_policy_travels_as_decimal_strings(client):
+    policy = {"operation_nature": "services", "late_penalty_rate": "12.5", "auto_issue_below": "1000",
+              "early_payment_discount": "2 % pour paiement à 10 jours"}
+    response = client.put("/api/v1/entities/atelier", json={**ENTITY, **policy})
+    assert response.status_code == 201
+    assert {key: response.json[key] for key in policy} == policy
+    defaults = client.put("/api/v1/entities/atelier", json=ENTITY).json
+    assert (defaults["late_penalty_rate"], defaults["auto_issue_below"], defaults["early_payment_discount"]) == (
+        None, None, None)
+
+
+def test_entity_billing_policy_refuses_floats_and_unknown_natures(client):
+    assert_problem(client.put("/api/v1/entities/atelier", json={**ENTITY, "auto_issue_below": 1000.5}),
+                   422, "validation_failed")
+    assert_problem(client.put("/api/v1/entities/atelier", json={**ENTITY, "operation_nature": "software"}),
+                   422, "validation_failed")
+    assert client.get("/api/v1/entities/atelier").status_code == 404
+
+
+def test_client_delivery_address_is_shown_only_when_it_differs(client):
+    elsewhere = {"address_line1": "Entrepôt 4", "postcode": "69120", "city": "Vaulx-en-Velin", "country_code": "FR"}
+    response = client.put("/api/v1/clients/lumiere", json={**CLIENT, "delivery_address": elsewhere})
+    assert response.status_code == 201
+    assert response.json["delivery_address"] == {**elsewhere, "address_line2": None}
+    cleared = client.put("/api/v1/clients/lumiere", json={**CLIENT, "delivery_address": None})
+    assert cleared.json["delivery_address"] is None

@@ -201,3 +201,56 @@ def test_a_contract_with_a_billed_milestone_cannot_change_client(world):
     with pytest.raises(Conflict) as refused, unit_of_work(world) as session:
         seed(session, contracts=[_contract(client="horizon")])
     assert refused.value.code == "contract_locked"
+
+
+def test_the_entity_billing_policy_is_stored_and_printed_terms_default_to_the_law(world):
+    with unit_of_work(world) as session:
+        entity = catalog.get_entity(session, "atelier")
+        assert (entity.operation_nature, entity.late_penalty_rate, entity.early_payment_discount,
+                entity.auto_issue_below) == ("services", None, None, None)
+        seed(session, entities=[{**ENTITY, "operation_nature": "mixed", "late_penalty_rate": "12.5",
+                                 "early_payment_discount": "2 % à 10 jours", "auto_issue_below": "1000"}])
+        entity = catalog.get_entity(session, "atelier")
+        assert (entity.operation_nature, entity.late_penalty_rate, entity.early_payment_discount,
+                entity.auto_issue_below) == ("mixed", D("12.5"), "2 % à 10 jours", D("1000"))
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("operation_nature", "software", "invalid_operation_nature"),
+    ("late_penalty_rate", "0", "invalid_penalty_rate"),
+    ("late_penalty_rate", "101", "invalid_penalty_rate"),
+    ("late_penalty_rate", 12.5, "float_refused"),
+    ("auto_issue_below", "-5", "invalid_auto_issue_threshold"),
+    ("early_payment_discount", "x" * 301, "invalid_discount_terms"),
+])
+def test_a_bad_entity_billing_policy_is_refused_and_nothing_is_written(world, field, value, code):
+    with pytest.raises(Invalid) as refused, unit_of_work(world) as session:
+        seed(session, entities=[{**ENTITY, field: value}])
+    assert refused.value.code == code
+    with unit_of_work(world) as session:
+        assert catalog.get_entity(session, "atelier").operation_nature == "services"
+
+
+def test_a_client_delivery_address_is_kept_only_when_it_differs_from_the_billing_address(world):
+    elsewhere = {"address_line1": "Entrepôt 4, ZI Nord", "postcode": "69120", "city": "Vaulx-en-Velin"}
+    same = {key: CLIENT.get(key) for key in ("address_line1", "postcode", "city")}
+    with unit_of_work(world) as session:
+        seed(session, clients=[{**CLIENT, "delivery_address": elsewhere}])
+        assert catalog.get_client(session, CLIENT["code"]).delivery_address() == {
+            **elsewhere, "address_line2": None, "country_code": "FR"}
+        seed(session, clients=[{**CLIENT, "delivery_address": same}])
+        assert catalog.get_client(session, CLIENT["code"]).delivery_address() is None
+        seed(session, clients=[{**CLIENT, "delivery_address": elsewhere}])
+        seed(session, clients=[CLIENT])
+        assert catalog.get_client(session, CLIENT["code"]).delivery_address_line1 is None
+
+
+@pytest.mark.parametrize(("delivery", "code"), [
+    ("1 rue de la Paix", "invalid_address"),
+    ({"city": "Lyon"}, "missing_field"),
+    ({"address_line1": "1 rue X", "city": "Lyon", "country_code": "France"}, "invalid_country"),
+])
+def test_a_bad_delivery_address_is_refused(world, delivery, code):
+    with pytest.raises(Invalid) as refused, unit_of_work(world) as session:
+        seed(session, clients=[{**CLIENT, "delivery_address": delivery}])
+    assert refused.value.code == code

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from jalon.core import catalog
 from jalon.core.db import unit_of_work
-from jalon.core.errors import Conflict, Invalid
+from jalon.core.errors import Conflict, ImmutableRecord, Invalid
 from jalon.core.invoicing import cancel_draft, compute_totals, issue
 from jalon.core.models import AuditRecord, Invoice
 from jalon.core.money import Money
@@ -213,5 +213,26 @@ def test_an_invoice_needs_at_least_one_line(world):
         create_draft(session, entity=catalog.get_entity(session, "atelier"),
                      client=catalog.get_client(session, "lumiere"), lines=[], actor="finance")
     assert refused.value.code == "invoice_empty"
+    with unit_of_work(world) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
+def test_deposits_already_paid_leave_the_net_amount_due_and_are_frozen_at_issue(world):
+    with unit_of_work(world) as session:
+        invoice = issued(session, line("1000.00"), prepaid_amount="300.00")
+        assert invoice.money(invoice.total_gross) == Money("1200.00", "EUR")
+        assert invoice.amount_due == Money("900.00", "EUR")
+    with pytest.raises(ImmutableRecord), unit_of_work(world) as session:
+        session.scalars(select(Invoice)).one().prepaid_amount = Decimal("0")
+
+
+@pytest.mark.parametrize(("prepaid", "code"), [
+    ("-1", "invalid_prepaid_amount"), ("1200.01", "invalid_prepaid_amount"), ("10.001", "invalid_prepaid_amount"),
+    ("abc", "invalid_decimal"),
+])
+def test_deposits_outside_the_invoice_total_are_refused_and_no_draft_is_written(world, prepaid, code):
+    with pytest.raises(Invalid) as refused, unit_of_work(world) as session:
+        draft(session, line("1000.00"), prepaid_amount=prepaid)
+    assert refused.value.code == code
     with unit_of_work(world) as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
