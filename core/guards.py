@@ -1,5 +1,5 @@
-"""The append-only guard: issued invoices, their lines, recorded payments and the
-audit trail cannot be changed or deleted through the ORM.
+"""The append-only guard: issued invoices, their lines, recorded payments, the
+audit trail and the stored invoice documents cannot be changed or deleted through the ORM.
 
 Installed on every :class:`~sqlalchemy.orm.Session` when this module is imported
 (``jalon.core.models`` users get it through :mod:`jalon.core`'s services).
@@ -15,10 +15,15 @@ from .models import (
     MUTABLE_AFTER_ISSUE,
     AuditRecord,
     Invoice,
+    InvoiceDocument,
     InvoiceLine,
     Payment,
     PaymentAllocation,
 )
+
+
+# records that are written once and never changed: corrections are new rows
+APPEND_ONLY = (Payment, PaymentAllocation, AuditRecord, InvoiceDocument)
 
 
 def _was_issued(invoice: Invoice) -> bool:
@@ -72,7 +77,7 @@ def check_session(session: Session) -> None:
                 f"invoice {issued.number} is issued: its lines cannot be changed",
                 code="invoice_issued",
             )
-        elif isinstance(obj, (Payment, PaymentAllocation, AuditRecord)):
+        elif isinstance(obj, APPEND_ONLY):
             raise ImmutableRecord(
                 f"a recorded {obj.__tablename__[:-1].replace('_', ' ')} cannot be changed",
                 code="record_append_only",
@@ -84,7 +89,7 @@ def check_session(session: Session) -> None:
             raise ImmutableRecord(
                 f"invoice {issued.number} is issued: its lines cannot be deleted", code="invoice_issued"
             )
-        if isinstance(obj, (Payment, PaymentAllocation, AuditRecord)):
+        if isinstance(obj, APPEND_ONLY):
             raise ImmutableRecord(
                 f"a recorded {obj.__tablename__[:-1].replace('_', ' ')} cannot be deleted",
                 code="record_append_only",

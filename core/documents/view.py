@@ -1,0 +1,375 @@
+"""One reading of an issued invoice, shared by the PDF and the XML.
+
+Everything comes from what the invoice froze when it was issued (its number,
+dates, lines, totals and the ``seller``/``buyer``/``payment_terms`` snapshots),
+never from the live entity or client: an edit of a client's address must not
+change an invoice already sent. Both documents are drawn from this one view, so
+the figures printed and the figures in the XML cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+
+from ..errors import Conflict
+from ..invoicing import VatGroup, invoice_totals
+from ..models import Invoice, InvoiceLine
+from ..money import Money, minor_unit, quantize
+from ..terms import PaymentTerms
+from . import texts
+
+ISSUED_STATES = ("issued", "partially_paid", "paid", "credited")
+# EN 16931 allows 4 decimals for a unit price or a quantity: enough for an hourly rate
+PRICE_PLACES = 4
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str
+    line2: str | None
+    postcode: str
+    city: str
+    country: str
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Address:
+        return cls(data.get("address_line1") or "", data.get("address_line2") or None,
+                   data.get("postcode") or "", data.get("city") or "", data.get("country_code") or "FR")
+
+    def lines(self) -> list[str]:
+        rows = [self.line1, self.line2 or "", f"{self.postcode} {self.city}".strip()]
+        if self.country != "FR":
+            rows.append(self.country)
+        return [row for row in rows if row]
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    address: Address
+    siren: str | None
+    siret: str | None
+    vat_number: str | None
+
+
+@dataclass(frozen=True)
+class Line:
+    position: int
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_label: str
+    unit_price: Decimal
+    category: str
+    rate: Decimal
+    net: Decimal
+    quantity_text: str
+    unit_price_text: str
+    vat_text: str
+    net_text: str
+
+
+@dataclass(frozen=True)
+class VatRow:
+    category: str
+    rate: Decimal
+    base: Decimal
+    tax: Decimal
+    reason: str | None
+    label: str
+    base_text: str
+    tax_text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A free-text note (EN 16931 BT-22) with its UNTDID 4451 subject code."""
+
+    subject: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    language: str
+    locale: str
+    kind: str
+    type_code: str
+    title: str
+    number: str
+    currency: str
+    issue_date: date
+    service_date: date
+    due_date: date
+    issue_date_text: str
+    service_date_text: str
+    due_date_text: str
+    purchase_order: str | None
+    corrects_number: str | None
+    corrects_date: date | None
+    corrects_text: str | None
+    seller: Party
+    seller_legal: str
+    seller_email: str | None
+    iban: str | None
+    bic: str | None
+    vat_on_debits: bool
+    operation_nature: str
+    operation_nature_text: str
+    buyer: Party
+    delivery: Address | None
+    lines: tuple[Line, ...]
+    vat_rows: tuple[VatRow, ...]
+    total_net: Decimal
+    total_vat: Decimal
+    total_gross: Decimal
+    prepaid: Decimal
+    amount_due: Decimal
+    amounts_text: dict[str, str]
+    terms_text: str
+    discount_text: str
+    penalty_text: str
+    indemnity_text: str
+    vat_on_debits_text: str | None
+    notes: tuple[Note, ...]
+    labels: dict[str, Any]
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """The VAT categories of the breakdown: some change what the XML may carry."""
+        return frozenset(row.category for row in self.vat_rows)
+
+
+def require_issued(invoice: Invoice) -> None:
+    if invoice.status not in ISSUED_STATES or not invoice.number or invoice.issue_date is None:
+        raise Conflict(
+            f"invoice {invoice.number or invoice.id} is {invoice.status}: only an issued invoice has documents",
+            code="invoice_not_issued",
+        )
+
+
+def plain(value: Decimal, places: int) -> Decimal:
+    """A fixed-point Decimal with exactly ``places`` decimals (never 1E+3, never 1000.000000)."""
+    return quantize(Decimal(value), places)
+
+
+def trimmed(value: Decimal, places: int = PRICE_PLACES) -> Decimal:
+    """At most ``places`` decimals, trailing zeros dropped: a quantity reads 2 or 1.5, not 2.0000."""
+    fixed = plain(value, places)
+    text = format(fixed, "f").rstrip("0")
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return plain(fixed, decimals)
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How amounts, numbers and dates read in the invoice's language."""
+
+    language: str
+    locale: str
+    currency: str
+    places: int
+
+    def amount(self, value: Decimal) -> Decimal:
+        return plain(value, self.places)
+
+    def money(self, value: Decimal) -> str:
+        return Money(self.amount(value), self.currency).format(self.locale)
+
+    def price(self, value: Decimal) -> str:
+        return format_currency(_price(value, self.places), self.currency, locale=self.locale,
+                               decimal_quantization=False)
+
+    def number(self, value: Decimal) -> str:
+        return format_decimal(value, locale=self.locale, decimal_quantization=False)
+
+    def day(self, value: date) -> str:
+        return format_date(value, format="long", locale=self.locale)
+
+
+def build(invoice: Invoice) -> InvoiceView:
+    require_issued(invoice)
+    seller: dict[str, Any] = invoice.seller or {}
+    buyer: dict[str, Any] = invoice.buyer or {}
+    language = texts.language_of(buyer)
+    words = texts.TEXTS[language]
+    fmt = _Format(language, texts.LOCALES[language], invoice.currency, minor_unit(invoice.currency))
+    total_gross = fmt.amount(invoice.total_gross)
+    prepaid = fmt.amount(invoice.prepaid_amount or 0)
+    due = fmt.amount(total_gross - prepaid)
+    nature = seller.get("operation_nature") or "services"
+    legal = _seller_legal(words, seller, fmt.locale)
+    view = dict(
+        language=language,
+        locale=fmt.locale,
+        kind=invoice.kind,
+        type_code="381" if invoice.kind == "credit_note" else "380",
+        title=words["title"][invoice.kind],
+        number=invoice.number,
+        currency=invoice.currency,
+        **_dates(invoice, fmt),
+        purchase_order=invoice.purchase_order_ref or None,
+        **_corrected(invoice, words, fmt),
+        seller=_party(seller),
+        seller_legal=legal,
+        seller_email=seller.get("email") or None,
+        iban=(seller.get("iban") or "").replace(" ", "") or None,
+        bic=seller.get("bic") or None,
+        vat_on_debits=bool(seller.get("vat_on_debits")),
+        operation_nature=nature,
+        operation_nature_text=words["natures"].get(nature, nature),
+        buyer=_party(buyer),
+        delivery=Address.of(buyer["delivery_address"]) if buyer.get("delivery_address") else None,
+        lines=tuple(_line(line, words, fmt) for line in invoice.lines),
+        vat_rows=tuple(_vat_row(group, words, fmt) for group in invoice_totals(invoice).groups),
+        total_net=fmt.amount(invoice.total_net),
+        total_vat=fmt.amount(invoice.total_vat),
+        total_gross=total_gross,
+        prepaid=prepaid,
+        amount_due=due,
+        amounts_text={
+            "total_net": fmt.money(invoice.total_net),
+            "total_vat": fmt.money(invoice.total_vat),
+            "total_gross": fmt.money(total_gross),
+            "prepaid": fmt.money(prepaid),
+            "amount_due": fmt.money(due),
+        },
+        **_payment_texts(invoice, seller, words, fmt),
+        labels=words,
+    )
+    view["notes"] = _notes(view, words, legal)
+    return InvoiceView(**view)
+
+
+def _dates(invoice: Invoice, fmt: _Format) -> dict[str, Any]:
+    service = invoice.service_date or invoice.issue_date
+    due = invoice.due_date or invoice.issue_date
+    return dict(issue_date=invoice.issue_date, service_date=service, due_date=due,
+                issue_date_text=fmt.day(invoice.issue_date), service_date_text=fmt.day(service),
+                due_date_text=fmt.day(due))
+
+
+def _corrected(invoice: Invoice, words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
+    """A credit note names the invoice it corrects (BT-25, BT-26)."""
+    corrects = invoice.corrects if invoice.kind == "credit_note" else None
+    if corrects is None or corrects.issue_date is None:
+        return dict(corrects_number=None, corrects_date=None, corrects_text=None)
+    return dict(corrects_number=corrects.number, corrects_date=corrects.issue_date,
+                corrects_text=words["corrects_sentence"].format(number=corrects.number,
+                                                                date=fmt.day(corrects.issue_date)))
+
+
+def _payment_texts(invoice: Invoice, seller: dict[str, Any], words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
+    terms = PaymentTerms(**invoice.payment_terms) if invoice.payment_terms else PaymentTerms()
+    penalty, discount = seller.get("late_penalty_rate"), seller.get("early_payment_discount")
+    return dict(
+        terms_text=terms.describe(fmt.language),
+        discount_text=words["discount"].format(terms=discount) if discount else words["no_discount"],
+        penalty_text=(words["penalty_rate"].format(rate=fmt.number(Decimal(penalty))) if penalty
+                      else words["penalty_legal"]),
+        indemnity_text=words["indemnity"],
+        vat_on_debits_text=words["vat_on_debits"] if seller.get("vat_on_debits") else None,
+    )
+
+
+def _line(line: InvoiceLine, words: dict[str, Any], fmt: _Format) -> Line:
+    quantity = trimmed(line.quantity)
+    return Line(
+        position=line.position,
+        description=line.description,
+        quantity=quantity,
+        unit=line.unit,
+        unit_label=texts.unit_label(fmt.language, line.unit, quantity),
+        unit_price=_price(line.unit_price, fmt.places),
+        category=line.vat_category,
+        rate=plain(line.vat_rate, 2),
+        net=fmt.amount(line.net_amount),
+        quantity_text=fmt.number(quantity),
+        unit_price_text=fmt.price(line.unit_price),
+        vat_text=_category_label(words, line.vat_category, line.vat_rate, fmt.number),
+        net_text=fmt.money(line.net_amount),
+    )
+
+
+def _vat_row(group: VatGroup, words: dict[str, Any], fmt: _Format) -> VatRow:
+    reason = group.vat.exemption_reason
+    return VatRow(
+        category=group.vat.category,
+        rate=plain(group.vat.rate, 2),
+        base=fmt.amount(group.base.amount),
+        tax=fmt.amount(group.tax.amount),
+        reason=texts.reason_in(fmt.language, reason) if reason else None,
+        label=_category_label(words, group.vat.category, group.vat.rate, fmt.number),
+        base_text=fmt.money(group.base.amount),
+        tax_text=fmt.money(group.tax.amount),
+    )
+
+
+def _price(value: Decimal, places: int) -> Decimal:
+    """A unit price keeps up to 4 decimals but shows at least the currency's."""
+    price = trimmed(value)
+    exponent = price.as_tuple().exponent
+    return plain(price, places) if isinstance(exponent, int) and -exponent < places else price
+
+
+def _category_label(words: dict[str, Any], category: str, rate: Decimal, number: Any) -> str:
+    label: str = words["categories"].get(category, category)
+    return label.format(rate=number(trimmed(rate, 2))) if category == "S" else label
+
+
+def _party(data: dict[str, Any]) -> Party:
+    return Party(
+        name=data.get("name") or "",
+        address=Address.of(data),
+        siren=data.get("siren") or None,
+        siret=data.get("siret") or None,
+        vat_number=data.get("vat_number") or None,
+    )
+
+
+def _seller_legal(words: dict[str, Any], seller: dict[str, Any], locale: str) -> str:
+    """Legal form and share capital, then the trade register: what BT-33 carries."""
+    parts = []
+    if seller.get("legal_form") and seller.get("share_capital"):
+        capital = _whole_money(Decimal(seller["share_capital"]), locale)
+        parts.append(words["capital"].format(form=seller["legal_form"], capital=capital))
+    elif seller.get("legal_form"):
+        parts.append(seller["legal_form"])
+    if seller.get("rcs"):
+        parts.append(seller["rcs"])
+    return " – ".join(parts)
+
+
+def _whole_money(amount: Decimal, locale: str) -> str:
+    """A share capital as people write it: "10 000 €", cents only when there are some."""
+    if amount % 1:
+        return Money(amount, "EUR").format(locale)
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.replace(".00", "")
+    return format_currency(amount, "EUR", locale=locale, format=pattern, currency_digits=False)
+
+
+def _notes(view: dict[str, Any], words: dict[str, Any], legal: str) -> tuple[Note, ...]:
+    """The printed legal sentences as Factur-X notes, with the subject codes
+    French practice uses: AAB discount, PMD penalties, PMT the 40 € indemnity,
+    REG the seller's legal identity, TXD tax options, AAI the operation's nature."""
+    notes = [
+        Note("AAI", f"{words['operation_nature']} : {view['operation_nature_text']}"
+             if view["language"] == "fr" else f"{words['operation_nature']}: {view['operation_nature_text']}"),
+        Note("AAB", view["discount_text"]),
+        Note("PMD", view["penalty_text"]),
+        Note("PMT", view["indemnity_text"]),
+    ]
+    if view["vat_on_debits_text"]:
+        notes.append(Note("TXD", view["vat_on_debits_text"]))
+    if legal:
+        notes.append(Note("REG", f"{view['seller'].name} – {legal}"))
+    if view["corrects_text"]:
+        notes.append(Note("AAI", view["corrects_text"]))
+    return tuple(notes)
