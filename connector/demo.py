@@ -4,8 +4,12 @@ It applies the example configuration, then plays Jira: signed webhooks (a
 milestone task moved to Done, the same delivery again, a worklog, a forged
 one) sent over HTTP to the running app; the worker applies them (fetching the
 worklog's issue from a local stand-in of Jira's REST API); finance's
-notification and the comment for Jira wait in the outbox. Finance then issues
-the draft, a partial payment arrives, and the invoice is printed.
+notification and the comment for Jira wait in the outbox. Finance approves the
+draft with the one-click link of its notification, which issues it; a partial
+payment arrives, and the invoice is printed. An invoice in English under the
+reverse charge, and a credit note correcting it, are issued too; with
+``--out DIR`` every invoice issued is written there as ``<number>.pdf``, the
+stored Factur-X (EN 16931) document.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from jalon.connector.configfile import load
-from jalon.core import invoicing, payments
+from jalon.core import catalog, invoicing, payments
 from jalon.core.catalog import apply_config
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.errors import Conflict, Invalid
@@ -33,28 +37,29 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jalon.yaml"
 Echo = Callable[[str], None]
 
 
-def run_demo(*, database_path: Path | None, config_path: Path | None, echo: Echo) -> str:
-    """Run the tour; returns the issued invoice's number."""
+def run_demo(*, database_path: Path | None, config_path: Path | None, echo: Echo,
+             out_dir: Path | None = None) -> str:
+    """Run the tour; returns the milestone invoice's number."""
     config_path = config_path or EXAMPLE
     if not config_path.exists():
         raise Invalid(f"example configuration not found at {config_path}: pass --config", code="config_unreadable")
     if database_path is not None:
         if database_path.exists():
             raise Conflict(f"{database_path} exists: the demo runs on a fresh file", code="demo_database_exists")
-        return _tour(database_path, config_path, echo)
+        return _tour(database_path, config_path, echo, out_dir)
     with tempfile.TemporaryDirectory(prefix="jalon-demo-") as folder:
-        return _tour(Path(folder) / "demo.db", config_path, echo)
+        return _tour(Path(folder) / "demo.db", config_path, echo, out_dir)
 
 
-def _tour(database_path: Path, config_path: Path, echo: Echo) -> str:
+def _tour(database_path: Path, config_path: Path, echo: Echo, out_dir: Path | None) -> str:
     engine = make_engine(f"sqlite:///{database_path}")
     try:
-        return _steps(engine, config_path, echo)
+        return _steps(engine, config_path, echo, out_dir)
     finally:
         engine.dispose()
 
 
-def _steps(engine, config_path: Path, echo: Echo) -> str:  # type: ignore[no-untyped-def]
+def _steps(engine, config_path: Path, echo: Echo, out_dir: Path | None) -> str:  # type: ignore[no-untyped-def]
     Session = make_sessionmaker(engine)  # noqa: N806
     step = _Steps(echo)
 
@@ -68,11 +73,10 @@ def _steps(engine, config_path: Path, echo: Echo) -> str:  # type: ignore[no-unt
         echo(f"    {section:<13} {counts['created']} created")
 
     invoice_id = _through_jira(engine, Session, step, echo)
-
     with unit_of_work(Session) as session:
-        invoice = invoicing.issue(session, invoice_id, actor="finance@atelier.example")
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None and invoice.number is not None
         number, gross = invoice.number, invoice.money(invoice.total_gross)
-    step("Finance issued the draft", f"invoice {number}")
 
     partial = Money.of("3000.00", gross.currency)
     with unit_of_work(Session) as session:
@@ -86,11 +90,55 @@ def _steps(engine, config_path: Path, echo: Echo) -> str:  # type: ignore[no-unt
         )
     step("Bank transfer received", f"{partial.format('fr_FR')} on {number}")
 
+    others = _reverse_charge_and_credit_note(Session, step)
+
     with unit_of_work(Session) as session:
         invoice = session.get(Invoice, invoice_id)
         assert invoice is not None
         _print_invoice(session, invoice, echo)
+    if out_dir is not None:
+        _write_documents(Session, [invoice_id, *others], out_dir, echo)
     return number
+
+
+def _reverse_charge_and_credit_note(Session, step: _Steps) -> list[int]:  # type: ignore[no-untyped-def]  # noqa: N803
+    """Two more telling documents: an invoice to a client in another EU country,
+    in English, under the reverse charge (no French VAT, the mention printed),
+    and a credit note that corrects part of it."""
+    with unit_of_work(Session) as session:
+        contract = catalog.get_contract(session, "NW-TM-2026")
+        draft = invoicing.create_draft(
+            session, entity=contract.entity, client=contract.client, contract=contract, actor="finance@atelier.example",
+            lines=[invoicing.LineSpec("Data platform support — senior engineer", Decimal("4"), Decimal("790.00"),
+                                      "DAY", contract.vat)],
+        )
+        invoice = invoicing.issue(session, draft.id, actor="finance@atelier.example")
+        invoice_id, number = invoice.id, invoice.number
+        total = invoice.money(invoice.total_gross)
+    step("An invoice in English under the reverse charge", f"{number} to {contract.client.name}, "
+         f"{total.format('en_GB')} (VAT {contract.vat.category}: no French VAT charged)")
+    with unit_of_work(Session) as session:
+        note = invoicing.credit(session, invoice_id, actor="finance@atelier.example", reason="one day not worked",
+                                lines=[invoicing.LineSpec("Data platform support — one day not worked", Decimal("1"),
+                                                          Decimal("790.00"), "DAY", contract.vat)])
+        note_id, note_number = note.id, note.number
+        amount = note.money(note.total_gross)
+    step("A credit note corrects it", f"{note_number}, {amount.format('en_GB')} on {number}")
+    return [invoice_id, note_id]
+
+
+def _write_documents(Session, invoice_ids: list[int], out_dir: Path, echo: Echo) -> None:  # type: ignore[no-untyped-def]  # noqa: N803
+    """Each issued invoice's stored Factur-X PDF, as <number>.pdf."""
+    from jalon.connector.rendering import ensure_documents
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    echo("")
+    echo(f"Factur-X PDFs (EN 16931, the XML embedded) in {out_dir}:")
+    for invoice_id in invoice_ids:
+        document = ensure_documents(Session, invoice_id)["pdf"]
+        path = out_dir / document.filename
+        path.write_bytes(document.content)
+        echo(f"    {path}")
 
 
 def plain(value: Decimal) -> str:
@@ -103,6 +151,8 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
     """Jira sends signed webhooks to the running app; the worker applies them;
     finance's notification and the comment for Jira wait in the outbox.
     Returns the id of the draft invoice the milestone produced."""
+    from dataclasses import replace
+
     import requests
 
     from jalon.connector import demo_jira
@@ -110,7 +160,7 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
     from jalon.connector.settings import Settings
     from jalon.connector.worker import process_once
     from jalon.core.catalog import get_integration, upsert_integration
-    from jalon.core.models import Delivery, OutboxMessage, TimeEntry
+    from jalon.core.models import Delivery
 
     now = datetime.now(timezone.utc)
     with demo_jira.jira_api() as jira_site:
@@ -126,6 +176,7 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
         runtime = app.extensions["jalon"]
         try:
             with demo_jira.served(app) as jalon_url:
+                runtime.settings = replace(runtime.settings, public_url=jalon_url)  # the links finance gets
                 hook = f"{jalon_url}/hooks/jira/jira-atelier"
                 done = demo_jira.signed(secret, "demo-delivery-1", demo_jira.issue_done(jira_site, now))
                 answer = requests.post(hook, data=done[0], headers=done[1], timeout=10)
@@ -140,29 +191,61 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
                     **done[1], "X-Hub-Signature": "sha256=" + "0" * 64, "X-Atlassian-Webhook-Identifier": "forged"})
                 step("A forged delivery", f"-> {forged.status_code} {forged.json()['code']}, stored nowhere")
                 handled = sum(process_once(runtime, owner="demo") for _ in range(5))
+                approve_url = _report(runtime, step, echo, handled)
+                if approve_url is None:
+                    raise Invalid("the demo milestone's notification has no approval link", code="demo_failed")
+                _approve(approve_url, jalon_url, step)
             with unit_of_work(runtime.sessionmaker) as session:
                 deliveries = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
-                effects = "; ".join(o.get("detail", "") for d in deliveries for o in d.outcomes)
-                step("The worker applied them", f"{handled} deliveries: {effects}")
-                entry = session.execute(select(TimeEntry)).scalars().first()
-                if entry is not None:
-                    echo(f"    time ledger: {entry.task_ref} {entry.seconds} s by {entry.person_ref} "
-                         f"(the issue was fetched from Jira's REST API by the worker, not during the webhook)")
-                messages = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
-                for message in messages:
-                    if message.kind == "milestone.done" and message.channel == "email":
-                        step("Finance's notification (e-mail, in the outbox)", message.payload.get("subject", ""))
-                        for line in str(message.payload.get("text", "")).splitlines():
-                            echo(f"    {line}")
-                    elif message.kind == "comment":
-                        step("The comment that goes back to Jira", f"on {message.destination.get('task_ref')}")
-                        echo(f"    {message.payload.get('text')}")
                 drafts = [d for d in deliveries if d.outcomes and d.outcomes[0].get("invoice_id")]
         finally:
             runtime.dispose()
     if not drafts:
         raise Invalid("the demo milestone was not drafted", code="demo_failed")
     return int(drafts[0].outcomes[0]["invoice_id"])
+
+
+def _report(runtime, step: _Steps, echo: Echo, handled: int) -> str | None:  # type: ignore[no-untyped-def]
+    """What the worker did, and what waits in the outbox; returns the approval link."""
+    from jalon.core.models import Delivery, OutboxMessage, TimeEntry
+
+    approve_url = None
+    with unit_of_work(runtime.sessionmaker) as session:
+        deliveries = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
+        effects = "; ".join(o.get("detail", "") for d in deliveries for o in d.outcomes)
+        step("The worker applied them", f"{handled} deliveries: {effects}")
+        entry = session.execute(select(TimeEntry)).scalars().first()
+        if entry is not None:
+            echo(f"    time ledger: {entry.task_ref} {entry.seconds} s by {entry.person_ref} "
+                 f"(the issue was fetched from Jira's REST API by the worker, not during the webhook)")
+        messages = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
+        for message in messages:
+            if message.kind == "milestone.done" and message.channel == "email":
+                step("Finance's notification (e-mail, in the outbox)", message.payload.get("subject", ""))
+                for line in str(message.payload.get("text", "")).splitlines():
+                    echo(f"    {line}")
+                approve_url = (message.payload.get("links") or {}).get("approve")
+            elif message.kind == "comment":
+                step("The comment that goes back to Jira", f"on {message.destination.get('task_ref')}")
+                echo(f"    {message.payload.get('text')}")
+    return approve_url
+
+
+def _approve(approve_url: str, jalon_url: str, step: _Steps) -> None:
+    """Finance opens the link of its e-mail, then clicks the button, as a browser would."""
+    import re
+
+    import requests
+
+    shown = requests.get(approve_url, timeout=10)
+    step("Finance opens the link of the e-mail", f"GET /approve/… -> {shown.status_code}: the draft and an "
+         "« Approuver » button (opening the link changes nothing)")
+    clicked = requests.post(approve_url, timeout=60, headers={"Origin": jalon_url, "Sec-Fetch-Site": "same-origin"})
+    issued = re.search(r"numéro (\S+),", clicked.text)
+    if clicked.status_code != 200 or issued is None:
+        raise Invalid(f"the demo's approval failed: {clicked.status_code}", code="demo_failed")
+    step("Finance clicks « Approuver »", f"POST -> {clicked.status_code}: invoice {issued.group(1)} issued "
+         "(numbered now, frozen, its Factur-X PDF stored); the link cannot be used again")
 
 
 class _Steps:

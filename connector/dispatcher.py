@@ -15,6 +15,12 @@ One pass (:func:`dispatch_once`):
    again with exponential backoff (or the ``after`` the remote side asked
    for); or ``failed`` after a permanent failure or the last attempt.
 
+A message whose payload names ``attachments`` (``[{"invoice_id": 12, "kind":
+"pdf"}]``: an invoice sent to its client) gets the stored documents in its
+view's ``attachments``, read (and rendered first if they are not yet, in a
+transaction of their own) just before the send: channel plugins never touch
+the database.
+
 Nothing is ever dropped: a failed message stays, visible in
 ``GET /api/v1/outbox?status=failed``, until someone retries it. Delivery is at
 least once: a sender that dies after the remote side accepted a message but
@@ -27,18 +33,28 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from jalon.core.db import is_postgresql, unit_of_work
+from jalon.core.errors import JalonError
 from jalon.core.models import Integration, NotificationChannel, OutboxMessage
 from jalon.core.types import utcnow
 
 from .http import RestClient
-from .plugin_types import Comment, IntegrationView, OutboxView, PermanentFailure, RetryLater, SendResult
+from .plugin_types import (
+    Attachment,
+    Comment,
+    IntegrationView,
+    OutboxView,
+    PermanentFailure,
+    RetryLater,
+    SendResult,
+)
 from .retry import backoff_seconds
 from .runtime import Runtime
 
@@ -87,14 +103,77 @@ def dispatch_once(runtime: Runtime, *, owner: str, limit: int | None = None) -> 
     return len(claims)
 
 
-def claim(runtime: Runtime, *, owner: str, limit: int) -> list[Claim]:
+def send_these(
+    runtime: Runtime,
+    ids: Collection[int],
+    *,
+    owner: str,
+    stopping: Callable[[], bool] = lambda: False,
+    progress: Callable[[int, str], None] = lambda message_id, status: None,
+    poll_seconds: float = 0.2,
+) -> dict[int, str]:
+    """Send these messages now, one at a time, each result recorded before the
+    next is claimed (so a process killed between two messages has sent each
+    recorded one exactly once); one attempt each: a temporary failure stays
+    ``pending`` for the dispatcher's later tries. A message held under a
+    live lease (a sender that died) is waited for until its lease expires.
+    ``stopping()`` is asked between two messages. Returns each message's
+    status when the call ends; ``progress(id, status)`` is told as each one
+    settles."""
+    left = set(ids)
+    settled: dict[int, str] = {}
+
+    def settle(message_id: int, status: str) -> None:
+        left.discard(message_id)
+        settled[message_id] = status
+        progress(message_id, status)
+
+    deadline: float | None = None
+    while left and not stopping():
+        claims = claim(runtime, owner=owner, limit=1, ids=left)
+        if claims:
+            [item] = claims
+            result = outcome_of(runtime, item)
+            [fenced] = record_results(runtime, [result])
+            settle(item.id, result.status if fenced else "sending")
+            continue
+        # nothing to claim: settled by another sender, or held under its lease
+        for message_id, status in _statuses(runtime, left).items():
+            if status not in ("pending", "sending"):
+                settle(message_id, status)
+                deadline = None  # the other sender is alive: wait for the rest as long again
+        if not left:
+            break
+        deadline = deadline or time.monotonic() + runtime.settings.lease_seconds + 5 * poll_seconds
+        if time.monotonic() > deadline:
+            break
+        time.sleep(poll_seconds)
+    settled.update(_statuses(runtime, left))
+    return settled
+
+
+def _statuses(runtime: Runtime, ids: Collection[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    with unit_of_work(runtime.sessionmaker) as session:
+        rows = session.execute(select(OutboxMessage.id, OutboxMessage.status).where(OutboxMessage.id.in_(list(ids))))
+        return {message_id: status for message_id, status in rows}
+
+
+def claim(runtime: Runtime, *, owner: str, limit: int, ids: Collection[int] | None = None) -> list[Claim]:
+    """Claim up to ``limit`` due messages. With ``ids``, only those messages,
+    and a pending one even while it waits out its backoff (an operator sending
+    them now); a live lease is respected either way."""
     settings = runtime.settings
     claims: list[Claim] = []
     with unit_of_work(runtime.sessionmaker) as session:
         now = utcnow()
+        condition = OutboxMessage.due(now)
+        if ids is not None:
+            condition = and_(OutboxMessage.id.in_(list(ids)), or_(OutboxMessage.status == "pending", condition))
         query = (
             select(OutboxMessage)
-            .where(OutboxMessage.due(now))
+            .where(condition)
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
@@ -199,6 +278,29 @@ def send_claimed(runtime: Runtime, item: Claim) -> bool:
     return fenced
 
 
+def load_attachments(runtime: Runtime, references: Any) -> tuple[Attachment, ...]:
+    """The files a payload's ``attachments`` name, from the stored documents
+    (rendered first, in a transaction of their own, if they are not yet)."""
+    from .rendering import ensure_documents
+
+    if not isinstance(references, Sequence) or isinstance(references, (str, bytes)):
+        raise PermanentFailure("the message's attachments are not a list")
+    files = []
+    for reference in references:
+        if not isinstance(reference, Mapping) or not isinstance(reference.get("invoice_id"), int):
+            raise PermanentFailure(f"unreadable attachment reference {reference!r}")
+        invoice_id, kind = reference["invoice_id"], str(reference.get("kind") or "pdf")
+        try:
+            stored = ensure_documents(runtime.sessionmaker, invoice_id)
+        except JalonError as error:  # no such invoice, or not issued: waiting will not help
+            raise PermanentFailure(f"attachment of invoice {invoice_id}: {error.message}") from None
+        document = stored.get(kind)
+        if document is None:
+            raise PermanentFailure(f"invoice {invoice_id} has no {kind} document")
+        files.append(Attachment(document.filename, document.media_type, document.content))
+    return tuple(files)
+
+
 def _send(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any] | None = None) -> SendResult | None:
     assert item.view is not None
     if item.integration is not None:
@@ -220,7 +322,10 @@ def _send(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any] | N
             http.session.close()
     # a copy per send: a plugin that changes its dict changes nobody else's
     settings = dict(channel_settings) if channel_settings is not None else asdict(runtime.settings)
-    return runtime.pm.hook.jalon_channel_send(channel=item.channel, message=item.view, settings=settings)
+    view = item.view
+    if view.payload.get("attachments"):
+        view = replace(view, attachments=load_attachments(runtime, view.payload["attachments"]))
+    return runtime.pm.hook.jalon_channel_send(channel=item.channel, message=view, settings=settings)
 
 
 def _finish(message: OutboxMessage, status: str, *, error: str | None = None) -> None:

@@ -6,8 +6,12 @@ empty list means all of them):
 
 * ``milestone.done``: a milestone is done and its draft invoice exists, with
   the amount, the client, the contract, the project, the milestone, the task
-  link and a link to approve it. The PM task also gets a comment (a
-  write-back through the source plugin) saying a draft invoice exists.
+  link and a one-click link to approve it (``{public_url}/approve/<token>``,
+  an :class:`~jalon.core.models.ApprovalLink` created in the same transaction,
+  once for all the channels). When the entity's auto-issue policy issued the
+  invoice at once, the message says so, with its number, and has no link. The
+  PM task also gets a comment (a write-back through the source plugin) saying
+  a draft invoice exists, or that the invoice is issued.
 * ``milestone.reopened_after_issue``: a task was reopened but its invoice is
   already issued: finance must decide (a credit note, or nothing).
 * ``invoice.draft_cancelled``: a task was reopened and the draft it had caused
@@ -28,7 +32,8 @@ nothing new. Texts are French unless the channel's target says
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from html import escape
 from typing import Any
@@ -36,6 +41,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from jalon.core import approval
 from jalon.core.events import Outcome
 from jalon.core.money import Money
 from jalon.core.models import Integration, Invoice, Milestone, NotificationChannel, TaskState
@@ -45,6 +51,8 @@ from .outbox import enqueue
 from .settings import Settings
 
 MILESTONE_DONE = "milestone.done"
+# the texts of a milestone.done whose invoice the auto-issue policy issued at once
+AUTO_ISSUED = "milestone.done:auto_issued"
 REOPENED_AFTER_ISSUE = "milestone.reopened_after_issue"
 DRAFT_CANCELLED = "invoice.draft_cancelled"
 TASK_DELETED = "milestone.task_deleted"
@@ -69,6 +77,10 @@ LABELS = {
         MILESTONE_DONE: ("Jalon terminé : {contract} — {milestone} ({amount})",
                          "Le jalon « {milestone} » du contrat {reference} est terminé : "
                          "une facture brouillon de {amount} attend votre approbation."),
+        AUTO_ISSUED: ("Jalon facturé : {contract} — {milestone} ({amount})",
+                      "Le jalon « {milestone} » du contrat {reference} est terminé : la facture {invoice} "
+                      "de {amount} a été émise aussitôt, son total TTC étant sous le seuil d'émission "
+                      "automatique de l'entité."),
         REOPENED_AFTER_ISSUE: ("Tâche rouverte après facturation : {contract} — {milestone}",
                                "La tâche {task} a été rouverte alors que la facture {invoice} du jalon "
                                "« {milestone} » est déjà émise. À la finance de décider (avoir ou rien)."),
@@ -90,6 +102,9 @@ LABELS = {
         MILESTONE_DONE: ("Milestone done: {contract} — {milestone} ({amount})",
                          "Milestone “{milestone}” of contract {reference} is done: "
                          "a draft invoice of {amount} awaits your approval."),
+        AUTO_ISSUED: ("Milestone invoiced: {contract} — {milestone} ({amount})",
+                      "Milestone “{milestone}” of contract {reference} is done: invoice {invoice} of {amount} "
+                      "was issued at once, its total incl. VAT being below the entity's auto-issue threshold."),
         REOPENED_AFTER_ISSUE: ("Task reopened after invoicing: {contract} — {milestone}",
                                "Task {task} was reopened but invoice {invoice} of milestone “{milestone}” "
                                "is already issued. Finance must decide (a credit note, or nothing)."),
@@ -127,8 +142,9 @@ def on_outcomes(
         if milestone is None:
             continue
         invoice = _invoice_of(session, outcome, milestone)
-        facts = _facts(outcome, milestone, invoice, settings)
+        facts = _facts(outcome, milestone, invoice)
         cause = _cause(event, outcome, milestone, invoice)
+        approve_url = _approve_url_maker(session, invoice, settings) if event == MILESTONE_DONE else None
         for channel in subscribed(session, event):
             language = str((channel.target or {}).get("language") or "fr")
             message = enqueue(
@@ -137,12 +153,16 @@ def on_outcomes(
                 kind=event,
                 idempotency_key=f"{cause}:{channel.key}",
                 destination={"channel": channel.key},
-                payload=render(event, facts, language),
+                payload=_payload(event, facts, language, approve_url),
                 channel_id=channel.id,
                 delivery_id=delivery_id,
+                invoice_id=invoice.id if invoice is not None else None,
             )
             queued += message in session.new
         if event == MILESTONE_DONE and milestone.task_ref:
+            issued = invoice is not None and invoice.number is not None
+            text = (LABELS["fr"][INVOICE_ISSUED] if issued else LABELS["fr"][COMMENT]).format(
+                milestone=milestone.name, reference=milestone.reference, number=invoice and invoice.number)
             message = enqueue(
                 session,
                 channel=integration.source,
@@ -150,14 +170,37 @@ def on_outcomes(
                 idempotency_key=f"{COMMENT}:{cause}",
                 destination={"integration": integration.key, "task_ref": milestone.task_ref,
                              "project_ref": facts["project"]},
-                payload={"text": LABELS["fr"][COMMENT].format(milestone=milestone.name,
-                                                               reference=milestone.reference),
-                         "task_url": milestone.task_url},
+                payload={"text": text, "task_url": milestone.task_url},
                 integration_id=integration.id,
                 delivery_id=delivery_id,
             )
             queued += message in session.new
     return queued
+
+
+def _approve_url_maker(session: Session, invoice: Invoice | None, settings: Settings
+                       ) -> Callable[[], str] | None:
+    """A function giving the draft's one-click approval URL, creating its link
+    on the first call only: a replayed cause, whose messages exist, creates none."""
+    if invoice is None or not invoice.is_draft:
+        return None
+    made: list[str] = []
+
+    def url() -> str:
+        if not made:
+            _, token = approval.create_link(session, invoice, valid_for=timedelta(hours=settings.approval_link_hours))
+            made.append(f"{settings.public_url.rstrip('/')}/approve/{token}")
+        return made[0]
+
+    return url
+
+
+def _payload(event: str, facts: dict[str, Any], language: str, approve_url: Callable[[], str] | None
+             ) -> Callable[[], dict[str, Any]]:
+    def make() -> dict[str, Any]:
+        return render(event, {**facts, "approve_url": approve_url() if approve_url else None}, language)
+
+    return make
 
 
 def on_invoice_issued(session: Session, invoice: Invoice) -> int:
@@ -249,7 +292,7 @@ def _amount(value: Any, currency: str) -> str:
     return f"{format(value, 'f')} {currency}"
 
 
-def _facts(outcome: Outcome, milestone: Milestone, invoice: Invoice | None, settings: Settings) -> dict[str, Any]:
+def _facts(outcome: Outcome, milestone: Milestone, invoice: Invoice | None) -> dict[str, Any]:
     contract = milestone.contract
     client = contract.client
     event = outcome.event
@@ -275,7 +318,6 @@ def _facts(outcome: Outcome, milestone: Milestone, invoice: Invoice | None, sett
             "total_gross": format(quantized[1].amount, "f"),
             "amount": _amount(quantized[0].amount, invoice.currency),
         }
-        facts["approve_url"] = f"{settings.public_url.rstrip('/')}/api/v1/invoices/{invoice.id}"
     return facts
 
 
@@ -297,7 +339,8 @@ def render(event: str, facts: Mapping[str, Any], language: str = "fr") -> dict[s
         "invoice": (invoice or {}).get("number") or (f"#{invoice['id']}" if invoice else "?"),
         "amount": amount,
     }
-    subject_template, intro_template = labels[event]
+    auto_issued = event == MILESTONE_DONE and bool(invoice) and invoice.get("number") is not None
+    subject_template, intro_template = labels[AUTO_ISSUED if auto_issued else event]
     rows: list[tuple[str, str, str | None]] = []
     if invoice:
         rows.append((labels["amount"], f"{amount} ({gross})", None))

@@ -8,6 +8,7 @@ has an idempotency key (unique).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -27,13 +28,17 @@ def enqueue(
     kind: str,
     idempotency_key: str,
     destination: dict[str, Any],
-    payload: dict[str, Any],
+    payload: dict[str, Any] | Callable[[], dict[str, Any]],
     channel_id: int | None = None,
     integration_id: int | None = None,
     delivery_id: int | None = None,
+    invoice_id: int | None = None,
 ) -> OutboxMessage:
     """Add a message to the caller's transaction, or return the one already
-    queued under the same key (a replayed cause queues nothing new)."""
+    queued under the same key (a replayed cause queues nothing new).
+
+    ``payload`` may be a function that makes it: it is called only when the
+    message is new (one that creates an approval link creates it once)."""
     # The lookup needs no flush of the other pending changes (they cannot hold
     # this message), except a message queued under this key and not yet flushed.
     if any(isinstance(obj, OutboxMessage) and obj.idempotency_key == idempotency_key for obj in session.new):
@@ -47,10 +52,11 @@ def enqueue(
         channel=channel,
         kind=kind,
         destination=destination,
-        payload=payload,
+        payload=payload() if callable(payload) else payload,
         channel_id=channel_id,
         integration_id=integration_id,
         delivery_id=delivery_id,
+        invoice_id=invoice_id,
         status="pending",
         attempts=0,
         next_attempt_at=utcnow(),

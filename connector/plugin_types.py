@@ -72,6 +72,19 @@ class Comment:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that goes with a message (an invoice's PDF), read from the
+    database by the dispatcher before the send."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+    def __repr__(self) -> str:  # never dumps the bytes into a log
+        return f"Attachment({self.filename!r}, {self.media_type!r}, {len(self.content)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxView:
     id: int
     kind: str
@@ -82,6 +95,8 @@ class OutboxView:
     # the channel's write-only secret (webhook signing), when it has one
     secret: str | None = None
     allow_private_network: bool = False
+    # the files named by the payload's "attachments", loaded by the dispatcher
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

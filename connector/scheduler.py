@@ -94,20 +94,11 @@ class RunRecord:
 
 
 def builtin_jobs() -> list[JobSpec]:
-    """The connector's own jobs (retention of raw bodies)."""
-    jobs: list[JobSpec] = []
-    try:
-        from . import retention
-    except ImportError:  # the retention module is not there (yet)
-        return jobs
-    job = getattr(retention, "retention_job", None)
-    if isinstance(job, JobSpec):
-        jobs.append(job)
-    elif callable(job):
-        made = job()
-        if isinstance(made, JobSpec):
-            jobs.append(made)
-    return jobs
+    """The connector's own jobs: retention of raw bodies, documents of issued invoices."""
+    from .rendering import documents_job
+    from .retention import retention_job
+
+    return [retention_job, documents_job]
 
 
 def collect_jobs(runtime: Runtime, *, builtins: bool = True) -> list[JobSpec]:

@@ -14,6 +14,8 @@ from jalon.core.errors import Invalid
 class Settings:
     # where people reach this jalon (links in notifications)
     public_url: str = "http://127.0.0.1:8000"
+    # how long a one-click approval link in finance's notification stays valid
+    approval_link_hours: int = 168
     # webhook intake
     max_body_bytes: int = 1024 * 1024
     secret_overlap_hours: int = 24
@@ -54,6 +56,8 @@ class Settings:
         if self.key_retention_days < 7:
             raise Invalid("key_retention_days must be at least 7: a redelivery six days later is still a duplicate",
                           code="invalid_setting")
+        if self.approval_link_hours < 1:
+            raise Invalid("approval_link_hours must be at least 1", code="invalid_setting")
         if self.max_body_bytes < 1024:
             raise Invalid("max_body_bytes must be at least 1024", code="invalid_setting")
 

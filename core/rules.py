@@ -28,8 +28,11 @@ from .events import (
     TimeLogDeleted,
     TimeLogged,
 )
-from .invoicing import BUSINESS_TZ, LineSpec, cancel_draft, create_draft
+from .errors import JalonError
+from .invoicing import BUSINESS_TZ, LineSpec, cancel_draft, create_draft, issue
 from .models import Integration, Invoice, Mapping, Milestone, TaskState, TimeEntry
+
+AUTO_ISSUE_ACTOR = "policy:auto_issue"
 
 
 # The statements of the hot path are built once, with bound parameters: no
@@ -229,8 +232,36 @@ def _task_completed(session: Session, mapping: Mapping, event: TaskCompleted) ->
         service_date=event.occurred_at.astimezone(BUSINESS_TZ).date(),
         reason=f"milestone {milestone.reference} done",
     )
+    if _auto_issue(session, invoice):
+        return Outcome(event, "milestone_done",
+                       f"milestone {milestone.reference} done, invoice {invoice.number} issued at once "
+                       "(below the entity's auto-issue threshold)",
+                       milestone_id=milestone.id, invoice_id=invoice.id,
+                       extra={"auto_issued": True, "number": invoice.number})
     return Outcome(event, "milestone_done", f"milestone {milestone.reference} done, draft invoice created",
                    milestone_id=milestone.id, invoice_id=invoice.id)
+
+
+def _auto_issue(session: Session, invoice: Invoice) -> bool:
+    """Issue the milestone's draft at once when the entity's policy says its
+    total incl. VAT is too small to wait for an approval (strictly below
+    ``auto_issue_below``, in the entity's currency). A draft the core refuses
+    to issue now (a date out of order...) stays a draft for finance: the
+    milestone is recorded whatever happens here."""
+    entity = invoice.entity
+    threshold = entity.auto_issue_below
+    if threshold is None or invoice.currency != entity.currency or not invoice.total_gross < threshold:
+        return False
+    gross, limit = invoice.money(invoice.total_gross), invoice.money(threshold)
+    try:
+        with session.begin_nested():
+            issue(session, invoice.id, actor=AUTO_ISSUE_ACTOR,
+                  reason=f"auto-issue policy: total incl. VAT {gross} is below the entity's threshold {limit}")
+    except JalonError as error:
+        audit.record(session, actor=AUTO_ISSUE_ACTOR, action="invoice.auto_issue_refused", subject=invoice,
+                     reason=f"{error.code}: {error.message}")
+        return False
+    return True
 
 
 def _task_reopened(session: Session, mapping: Mapping, event: TaskReopened) -> Outcome:

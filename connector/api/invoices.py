@@ -1,29 +1,40 @@
-"""Invoices and credit notes, by id: drafts, issuing, credit notes, cancelling.
+"""Invoices and credit notes, by id: drafts, approval and issuing, credit
+notes, cancelling, their documents (the Factur-X PDF and its XML), and
+sending them to the clients.
 
 Finance tokens may write here as well as admin tokens.
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import re
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
-from flask import url_for
+import marshmallow as ma
+from flask import current_app, send_file, url_for
 from flask.views import MethodView
 from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from jalon.core import catalog, invoicing, payments
+from jalon.core import approval, catalog, invoicing, payments
+from jalon.core.errors import Conflict
 from jalon.core.models import INVOICE_KINDS, INVOICE_STATUSES, Client, Contract, Entity, Invoice
 from jalon.core.vat import Vat
 
-from .. import notify
+from .. import notify, sending
+from ..rendering import ensure_documents
 from . import Blueprint
 from .context import actor, db, protect
 from .fields import DecimalString, MoneyAmount, PageArgs, Schema, VatIn, VatOut, currency_field, page_of, paginate
 
 blp = Blueprint("invoices", __name__, url_prefix="/invoices", description="Invoices and credit notes")
 protect(blp, write_scopes=("admin", "finance"))
+log = logging.getLogger("jalon.connector.api.invoices")
 
 
 # ---------------------------------------------------------------- input
@@ -68,6 +79,22 @@ class CreditIn(Schema):
 
 class CancelIn(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class ApproveIn(IssueIn):
+    pass
+
+
+class SendIn(Schema):
+    all_issued = fields.Boolean(metadata={"description": "Every issued invoice and credit note not sent yet "
+                                                         "(those whose client has no billing e-mail are skipped)"})
+    invoice_ids = fields.List(fields.Integer(strict=True), validate=validate.Length(min=1, max=1000),
+                              metadata={"description": "These invoices (all refused if one cannot be sent)"})
+
+    @ma.validates_schema
+    def _one_target(self, data: dict[str, Any], **_: Any) -> None:
+        if bool(data.get("all_issued")) == bool(data.get("invoice_ids")):
+            raise ma.ValidationError('give "invoice_ids" or "all_issued": true (not both)')
 
 
 class InvoiceListArgs(PageArgs):
@@ -122,6 +149,29 @@ class InvoiceAllocationOut(Schema):
     received_on = fields.Date()
 
 
+class DocumentLinks(Schema):
+    pdf = fields.String(metadata={"description": "The Factur-X PDF (EN 16931, PDF/A-3 with the XML embedded)"})
+    xml = fields.String(metadata={"description": "The CII XML alone"})
+
+
+class SendingOut(Schema):
+    status = fields.String(metadata={"description": "not_sent, pending, sending, sent or failed"})
+    to = fields.List(fields.String())
+    queued_at = fields.DateTime(allow_none=True)
+    sent_at = fields.DateTime(allow_none=True)
+    message_id = fields.String(allow_none=True, metadata={"description": "The e-mail's Message-ID, once sent"})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    outbox_id = fields.Integer(allow_none=True)
+
+
+class SendOut(Schema):
+    queued = fields.Integer(metadata={"description": "Invoices queued now"})
+    already_queued = fields.Integer(metadata={"description": "Invoices queued or sent before: not queued again"})
+    skipped_no_email = fields.List(fields.String(), metadata={"description": "Numbers of invoices whose client "
+                                                                             "has no billing e-mail"})
+
+
 class InvoiceDetail(InvoiceSummary):
     milestone = fields.String(allow_none=True, metadata={"description": "Milestone reference"})
     corrects_invoice_id = fields.Integer(allow_none=True)
@@ -141,6 +191,10 @@ class InvoiceDetail(InvoiceSummary):
     credited = MoneyAmount()
     open_balance = MoneyAmount(metadata={"description": "Still due: total less payments and credit notes"})
     allocations = fields.List(fields.Nested(InvoiceAllocationOut))
+    amount_due = MoneyAmount(metadata={"description": "Total incl. VAT less the deposits already paid"})
+    documents = fields.Nested(DocumentLinks, allow_none=True, metadata={"description": "Issued invoices only"})
+    sending = fields.Nested(SendingOut, allow_none=True,
+                            metadata={"description": "The e-mail to the client; issued invoices only"})
 
 
 InvoicePage = page_of(InvoiceSummary, "InvoicePage")
@@ -175,6 +229,12 @@ def present_detail(invoice: Invoice) -> dict[str, Any]:
         "open_balance": payments.open_balance(session, invoice),
         "allocations": [{"payment_id": a.payment_id, "amount": invoice.money(a.amount),
                          "received_on": a.payment.received_on} for a in invoice.allocations],
+        "amount_due": invoice.amount_due,
+        "documents": None if invoice.number is None else {
+            "pdf": url_for("invoices.pdf_document", invoice_id=invoice.id),
+            "xml": url_for("invoices.xml_document", invoice_id=invoice.id),
+        },
+        "sending": sending.sending_status(session, invoice),
     }
 
 
@@ -189,6 +249,22 @@ def line_specs(lines: list[dict[str, Any]]) -> list[invoicing.LineSpec]:
             vat=Vat(**(line.get("vat") or {})),
         ))
     return specs
+
+
+def _issued(invoice: Invoice) -> Invoice:
+    """Commit the issue, then store the documents in a transaction of their
+    own: rendering never holds the numbering lock. Should rendering fail, the
+    invoice stays issued and the documents job renders them later."""
+    session = db()
+    notify.on_invoice_issued(session, invoice)
+    session.commit()
+    runtime = current_app.extensions["jalon"]
+    runtime.wake_dispatcher.set()
+    try:
+        ensure_documents(runtime.sessionmaker, invoice.id)
+    except Exception:
+        log.exception("invoice %s is issued but its documents could not be rendered now", invoice.number)
+    return invoice
 
 
 def _created(invoice: Invoice):  # type: ignore[no-untyped-def]
@@ -263,11 +339,20 @@ def replace_lines(data, invoice_id):  # type: ignore[no-untyped-def]
 @blp.response(200, InvoiceDetail)
 def issue(data, invoice_id):  # type: ignore[no-untyped-def]
     """Issue a draft: give it its number and freeze it"""
-    session = db()
-    invoice = invoicing.issue(session, invoice_id, actor=actor(), issue_date=data.get("issue_date"),
+    invoice = invoicing.issue(db(), invoice_id, actor=actor(), issue_date=data.get("issue_date"),
                               reason=data.get("reason"))
-    notify.on_invoice_issued(session, invoice)
-    return present_detail(invoice)
+    return present_detail(_issued(invoice))
+
+
+@blp.route("/<int:invoice_id>/approve", methods=["POST"])
+@blp.arguments(ApproveIn)
+@blp.response(200, InvoiceDetail, description="The invoice, issued, with the links to its documents")
+@blp.alt_response(409, response="CONFLICT", description="`invoice_not_draft`, `issue_date_out_of_order`")
+def approve(data, invoice_id):  # type: ignore[no-untyped-def]
+    """Approve a draft: record who approved it, issue it, and store its documents"""
+    invoice = approval.approve(db(), invoice_id, actor=actor(), issue_date=data.get("issue_date"),
+                               reason=data.get("reason"))
+    return present_detail(_issued(invoice))
 
 
 @blp.route("/<int:invoice_id>/credit", methods=["POST"])
@@ -279,7 +364,7 @@ def credit(data, invoice_id):  # type: ignore[no-untyped-def]
         db(), invoice_id, actor=actor(), reason=data["reason"],
         lines=line_specs(data["lines"]) if "lines" in data else None, issue_date=data.get("issue_date"),
     )
-    return _created(note)
+    return _created(_issued(note))
 
 
 @blp.route("/<int:invoice_id>/cancel", methods=["POST"])
@@ -291,3 +376,78 @@ def cancel(data, invoice_id):  # type: ignore[no-untyped-def]
     invoice = invoicing.cancel_draft(session, invoicing.get_invoice(session, invoice_id), actor=actor(),
                                      reason=data["reason"])
     return present_detail(invoice)
+
+
+# ---------------------------------------------------------------- documents
+
+
+def _document(invoice_id: int, kind: str):  # type: ignore[no-untyped-def]
+    session = db()
+    invoice = invoicing.get_invoice(session, invoice_id)
+    if invoice.number is None:
+        raise Conflict(f"invoice {invoice_id} is {invoice.status}: only an issued invoice has documents",
+                       code="invoice_not_issued")
+    session.commit()  # rendering, if the documents are not stored yet, happens in a transaction of its own
+    document = ensure_documents(current_app.extensions["jalon"].sessionmaker, invoice_id)[kind]
+    response = send_file(io.BytesIO(document.content), mimetype=document.media_type, etag=document.sha256,
+                         conditional=True)
+    response.headers["Content-Disposition"] = attachment(document.filename)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def attachment(filename: str) -> str:
+    """``attachment; filename="F2026-00012.pdf"``; a prefix's '/' would read as
+    a folder, and a non-ASCII letter needs RFC 6266's ``filename*`` too."""
+    name = re.sub(r'[\\/"]', "-", filename)
+    if name.isascii():
+        return f'attachment; filename="{name}"'
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
+
+
+DOCUMENT_HEADERS = {
+    "Content-Disposition": {"description": 'attachment; filename="<number>.pdf"', "schema": {"type": "string"}},
+    "ETag": {"description": "The SHA-256 of the stored bytes (If-None-Match answers 304)",
+             "schema": {"type": "string"}},
+}
+
+
+@blp.route("/<int:invoice_id>/pdf", methods=["GET"])
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf", headers=DOCUMENT_HEADERS,
+              description="The Factur-X PDF (EN 16931; PDF/A-3 with factur-x.xml embedded), as stored when issued")
+@blp.alt_response(409, response="CONFLICT", description="`invoice_not_issued`: a draft has no documents")
+def pdf_document(invoice_id):  # type: ignore[no-untyped-def]
+    """Download the invoice's PDF (Factur-X)"""
+    return _document(invoice_id, "pdf")
+
+
+@blp.route("/<int:invoice_id>/facturx.xml", methods=["GET"])
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/xml", headers=DOCUMENT_HEADERS,
+              description="The CII XML (Factur-X EN 16931), the same bytes as embedded in the PDF")
+@blp.alt_response(409, response="CONFLICT", description="`invoice_not_issued`: a draft has no documents")
+def xml_document(invoice_id):  # type: ignore[no-untyped-def]
+    """Download the invoice's Factur-X XML"""
+    return _document(invoice_id, "xml")
+
+
+# ---------------------------------------------------------------- sending
+
+
+@blp.route("/send", methods=["POST"])
+@blp.arguments(SendIn)
+@blp.response(202, SendOut, description="Queued: the dispatcher sends them (see each invoice's `sending`)")
+@blp.alt_response(409, response="CONFLICT",
+                  description="`invoice_not_issued`, `client_has_no_billing_email` (with `invoice_ids`)")
+def send(data):  # type: ignore[no-untyped-def]
+    """Send invoices to their clients by e-mail, the PDF attached: each invoice once, ever"""
+    session = db()
+    all_issued = bool(data.get("all_issued"))
+    invoices = sending.issued_invoices(session) if all_issued else sending.by_ids(session, data["invoice_ids"])
+    plan = sending.plan(session, invoices, strict=not all_issued)
+    for invoice in plan.to_queue:
+        sending.queue(session, invoice, actor=actor())
+    session.flush()
+    current_app.extensions["jalon"].wake_dispatcher.set()
+    return {"queued": len(plan.to_queue), "already_queued": sum(len(pairs) for pairs in plan.queued.values()),
+            "skipped_no_email": [invoice.number for invoice in plan.no_email]}

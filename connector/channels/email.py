@@ -6,6 +6,10 @@ Settings: ``smtp_host``, ``smtp_port``, ``smtp_username``, ``smtp_password``,
 idempotency key, so a resend after a lost answer is recognisably the same
 mail; it is recorded as the message's ``external_id``.
 
+The message's ``attachments`` (an invoice's PDF, loaded by the dispatcher)
+are attached as files. A destination may name a ``reply_to`` address (the
+issuing entity's, on an invoice sent to a client).
+
 A 4xx SMTP reply or a connection failure -> retry later; a 5xx reply -> give up.
 """
 
@@ -50,12 +54,18 @@ def build(message: OutboxView, settings: Mapping[str, Any]) -> EmailMessage:
     mail["To"] = ", ".join(recipients)
     if message.destination.get("cc"):
         mail["Cc"] = ", ".join(message.destination["cc"])
+    if message.destination.get("reply_to"):
+        mail["Reply-To"] = str(message.destination["reply_to"])
     mail["Date"] = formatdate(localtime=False, usegmt=True)
     mail["Message-ID"] = message_id(message.idempotency_key, str(mail["From"]))
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(str(payload.get("text") or ""), charset="utf-8")
     if payload.get("html"):
         mail.add_alternative(str(payload["html"]), subtype="html", charset="utf-8")
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.media_type.partition("/")
+        mail.add_attachment(attachment.content, maintype=maintype, subtype=subtype or "octet-stream",
+                            filename=attachment.filename)
     return mail
 
 

@@ -164,6 +164,38 @@ def test_demo_prints_an_issued_invoice_with_its_number_and_totals():
     assert "milestone M1 done, draft invoice created; 5400 s logged on DATA-7" in output
     assert "Finance's notification (e-mail, in the outbox)" in output
     assert "The comment that goes back to Jira: on WEB-1" in output
+    assert re.search(r"Approuver : http://127\.0\.0\.1:\d+/approve/[A-Za-z0-9_-]{43}\n", output)
+    assert "Finance opens the link of the e-mail: GET /approve/… -> 200" in output
+    assert re.search(r"Finance clicks « Approuver »: POST -> 200: invoice F\d{4}-00001 issued", output)
+    assert "under the reverse charge" in output and "A credit note corrects it" in output
+    assert "Factur-X PDFs" not in output  # only with --out
+
+
+def test_demo_out_writes_each_issued_invoice_as_a_valid_factur_x_pdf(tmp_path):
+    import facturx
+
+    out = tmp_path / "invoices"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"F{year}-0000{n}.pdf" for year in [files[0].name[1:5]] for n in (1, 2, 3)]
+    for path in files:
+        assert f"    {path}\n" in result.output
+        name, xml = facturx.get_facturx_xml_from_pdf(path.read_bytes(), check_xsd=False)
+        assert name == "factur-x.xml"
+        assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+        assert facturx.xml_check_schematron(xml, flavor="factur-x", level="en16931")
+        assert path.stem.encode() in xml
+    # the second invoice under the reverse charge, the third a credit note (type code 381)
+    _, credit = facturx.get_facturx_xml_from_pdf(files[2].read_bytes(), check_xsd=False)
+    assert b">381<" in credit
+
+
+def test_demo_out_refuses_a_file_for_a_folder(tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("x")
+    result = CliRunner().invoke(main, ["demo", "--out", str(taken)])
+    assert result.exit_code == 2 and "is a file" in result.output
 
 
 def test_demo_refuses_to_reuse_an_existing_database(tmp_path):

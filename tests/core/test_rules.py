@@ -1,7 +1,7 @@
 """What a PM tool's task events mean for billing: a completed milestone task
 drafts its invoice once, whatever the replays, reopenings and delays."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,7 @@ from jalon.core.invoicing import issue
 from jalon.core.models import AuditRecord, Invoice, Milestone, TaskState
 from jalon.core.rules import apply_event
 
-from tests.factories import CONTRACT, MAPPING, at, completed, reopened, seed
+from tests.factories import CONTRACT, ENTITY, MAPPING, at, completed, issued, reopened, seed
 
 D = Decimal
 
@@ -255,3 +255,85 @@ def test_deleting_a_milestone_task_keeps_every_billing_record_and_is_recorded(wo
 def test_deleting_a_task_that_completed_no_milestone_is_ignored(world):
     [outcome] = _apply(world, _deleted("WEB-42"))
     assert outcome.effect == "ignored"
+
+
+# --- the entity's auto-issue policy ---------------------------------------------------
+
+@pytest.fixture
+def policy(Session):  # type: ignore[no-untyped-def]  # noqa: N803
+    """The world, with milestone drafts under 10 000.00 incl. VAT issued at once."""
+    with unit_of_work(Session) as session:
+        seed(session, entities=[{**ENTITY, "auto_issue_below": "10000.00"}])
+    return Session
+
+
+def _audit(Session, action):  # noqa: N803
+    with unit_of_work(Session) as session:
+        return session.execute(select(AuditRecord).where(AuditRecord.action == action)).scalars().all()
+
+
+def test_a_draft_below_the_auto_issue_threshold_is_issued_at_once_by_the_policy(policy):
+    [outcome] = _apply(policy, completed("WEB-1"))  # M1: 8 640.00 incl. VAT
+    with unit_of_work(policy) as session:
+        invoice = session.get(Invoice, outcome.invoice_id)
+        assert invoice.status == "issued" and invoice.number.endswith("-00001")
+        assert invoice.issued_by == "policy:auto_issue"
+    assert outcome.effect == "milestone_done" and outcome.extra == {"auto_issued": True, "number": invoice.number}
+    assert f"invoice {invoice.number} issued at once" in outcome.detail
+    assert _milestones(policy)["M1"] == ("invoiced", "WEB-1")
+    [issued] = _audit(policy, "invoice.issued")
+    assert issued.actor == "policy:auto_issue"
+    assert issued.reason == ("auto-issue policy: total incl. VAT 8640.00 EUR is below the entity's "
+                             "threshold 10000.00 EUR")
+
+
+def test_a_draft_at_or_above_the_threshold_stays_a_draft_for_approval(policy):
+    # M2 is 50 % of 24 000.00: 14 400.00 incl. VAT
+    [outcome] = _apply(policy, completed("WEB-2", labels=("jalon",)))
+    with unit_of_work(policy) as session:
+        assert session.get(Invoice, outcome.invoice_id).status == "draft"
+    assert outcome.extra == {} and _audit(policy, "invoice.issued") == []
+
+
+def test_the_threshold_is_strict(Session):  # noqa: N803
+    with unit_of_work(Session) as session:
+        seed(session, entities=[{**ENTITY, "auto_issue_below": "8640.00"}])
+    [outcome] = _apply(Session, completed("WEB-1"))
+    with unit_of_work(Session) as session:
+        assert session.get(Invoice, outcome.invoice_id).status == "draft"
+
+
+def test_without_a_threshold_every_draft_waits_for_approval(world):
+    [outcome] = _apply(world, completed("WEB-1"))
+    with unit_of_work(world) as session:
+        assert session.get(Invoice, outcome.invoice_id).status == "draft"
+
+
+def test_a_draft_in_another_currency_than_the_entitys_is_not_auto_issued(Session):  # noqa: N803
+    with unit_of_work(Session) as session:
+        seed(session, entities=[{**ENTITY, "auto_issue_below": "10000.00"}],
+             contracts=[{**CONTRACT, "currency": "USD"}])
+    [outcome] = _apply(Session, completed("WEB-1"))
+    with unit_of_work(Session) as session:
+        invoice = session.get(Invoice, outcome.invoice_id)
+        assert (invoice.currency, invoice.status) == ("USD", "draft")
+
+
+def test_a_draft_the_core_cannot_issue_now_stays_a_draft_and_the_milestone_is_recorded(policy):
+    from jalon.core.invoicing import business_today
+
+    with unit_of_work(policy) as session:  # an invoice dated in the future: today's would break the chronology
+        issued(session, on=business_today() + timedelta(days=3))
+    [outcome] = _apply(policy, completed("WEB-1"))
+    assert outcome.effect == "milestone_done" and outcome.extra == {}
+    with unit_of_work(policy) as session:
+        assert session.get(Invoice, outcome.invoice_id).status == "draft"
+    assert _milestones(policy)["M1"] == ("done", "WEB-1")
+    [refused] = _audit(policy, "invoice.auto_issue_refused")
+    assert refused.actor == "policy:auto_issue" and refused.reason.startswith("issue_date_out_of_order: ")
+
+
+def test_reopening_an_auto_issued_milestone_leaves_its_invoice_issued(policy):
+    [done, reopen] = _apply(policy, completed("WEB-1"), reopened("WEB-1"))
+    assert reopen.effect == "reopened_after_issue"
+    assert _invoices(policy) == [("M1", "issued")]

@@ -130,3 +130,18 @@ def outbox(uow, **filters: Any) -> list[Any]:  # type: ignore[no-untyped-def]
         for field, value in filters.items():
             query = query.where(getattr(OutboxMessage, field) == value)
         return list(session.execute(query).scalars().all())
+
+
+def approval_links(uow) -> list[Any]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from jalon.core.models import ApprovalLink
+
+    with uow() as session:
+        return list(session.execute(select(ApprovalLink).order_by(ApprovalLink.id)).scalars().all())
+
+
+def auto_issue_below(uow, amount: str) -> None:  # type: ignore[no-untyped-def]
+    """The seeded entity's policy: milestone drafts below ``amount`` incl. VAT issue at once."""
+    with uow() as session:
+        catalog.upsert_entity(session, {**factories.ENTITY, "auto_issue_below": amount}, actor="test")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -35,7 +36,7 @@ def test_a_200_sends_text_and_blocks_with_an_approve_button(chat, uow) -> None: 
     body = json.loads(responses.calls[0].request.body)
     assert "Lumière Industries SA" in body["text"] and "7\u202f200,00\u00a0€ HT" in body["text"]
     button = body["blocks"][1]["elements"][0]
-    assert button["url"].startswith("https://jalon.atelier.example/api/v1/invoices/")
+    assert re.fullmatch(r"https://jalon\.atelier\.example/approve/[A-Za-z0-9_-]{43}", button["url"])
     assert _chat_message(uow).status == "sent"
 
 

@@ -45,7 +45,8 @@ def test_finance_receives_the_milestone_mail_with_amount_client_project_task_and
     assert "Projet : WEB" in text
     assert "https://jira.atelier.test/browse/WEB-1" in text
     [message] = outbox(uow, channel="email")
-    assert f"https://jalon.atelier.example/api/v1/invoices/{message.payload['data']['invoice']['id']}" in text
+    assert f"Approuver : {message.payload['data']['approve_url']}" in text
+    assert message.payload["data"]["approve_url"].startswith("https://jalon.atelier.example/approve/")
     html = mail.get_body(("html",)).get_content()
     assert "<a href=\"https://jira.atelier.test/browse/WEB-1\">" in html
 
