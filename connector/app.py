@@ -28,6 +28,7 @@ def create_app(
     from .api import register_api
     from .api.context import install_unit_of_work
     from .api.problems import register_error_handlers
+    from .approval import register_approval
     from .intake import register_intake
 
     app = Flask(__name__, static_folder=None)
@@ -44,5 +45,6 @@ def create_app(
     install_unit_of_work(app)
     register_api(app)
     register_intake(app)  # POST /hooks/<source>/<integration-key>: no bearer token, the plugin verifies
+    register_approval(app)  # GET/POST /approve/<token>: no bearer token, the link is the capability
     register_error_handlers(app)
     return app

@@ -4,7 +4,7 @@ Acknowledge first, work later. The order of work is fixed, each step cheaper
 than the next and each one refusing before anything is stored:
 
 1. the body is read up to ``settings.max_body_bytes`` (413 beyond it, whatever
-   Content-Length claims);
+   Content-Length claims, and before reading when Content-Length says so);
 2. the source plugin and the integration must exist, be enabled and agree
    (404 otherwise, the same answer for every case: nothing leaks);
 3. the source plugin verifies authenticity on the RAW bytes (401, stored nowhere);
@@ -12,8 +12,15 @@ than the next and each one refusing before anything is stored:
    committed, then answered 202 (or 200 ``duplicate`` when the key is known).
 
 No PM-tool REST call and no billing work happens here: the worker does both.
-The handler is benchmarked, so it stays lean: one short transaction, Core
-statements, no logging of bodies or secrets.
+
+The path is the hot one of the service (a PM tool may send bursts of
+thousands), so it is served by :class:`Intake`, a WSGI middleware in front of
+Flask: the request never builds Flask's request context, routing or response
+objects, the integration is read with one prepared query on a raw connection
+(its plugin view is rebuilt only when the row changed), and on SQLite the
+deliveries of concurrent requests are committed together (:class:`Inbox`).
+Refusals and errors still go through the app's one error handler, so every
+answer other than the 2xx is the same JSON problem as anywhere else.
 """
 
 from __future__ import annotations
@@ -21,22 +28,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import sqlite3
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.pool import NullPool
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length, get_input_stream
 
+from jalon.core.db import BUSY_TIMEOUT_SECONDS, make_engine, sqlite_write_lock
 from jalon.core.models import Delivery, Integration
 from jalon.core.types import utcnow
 
-from .api.problems import Problem
+from .api.problems import Problem, handle_error
 from .plugin_types import IntegrationView
 from .plugins import sources
 from .runtime import Runtime
@@ -46,6 +59,7 @@ log = logging.getLogger("jalon.connector.intake")
 
 bp = Blueprint("hooks", __name__)
 
+PREFIX = "/hooks/"
 MAX_KEY_LENGTH = 200
 # never stored: credentials of the sender or of a proxy in between, and hop-by-hop noise
 DROPPED_HEADERS = frozenset({
@@ -61,8 +75,15 @@ _INTEGRATION_COLUMNS = (
     _INTEGRATIONS.c.enabled,
 )
 
-# built once: the request only binds values (the statement's compiled form is cached)
+# the values intake stores for a delivery, in this order
+DELIVERY_KEYS = ("integration_id", "source", "idempotency_key", "received_at", "headers", "body", "body_sha256",
+                 "status", "attempts", "next_attempt_at", "outcomes")
+
+# built once: the request only binds values
 _BY_KEY = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.key == bindparam("key"))
+_ACCEPTED = "202 ACCEPTED"
+_DUPLICATE = "200 OK"
+_DUPLICATE_BODY = json.dumps({"status": "duplicate"}).encode()
 
 
 def accepted_secrets(integration: Any, settings: Settings, now: datetime) -> tuple[str, ...]:
@@ -105,6 +126,19 @@ def stored_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict
     return kept
 
 
+def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The request's headers with lower-case names, read from the WSGI
+    environ as Werkzeug reads them (``HTTP_*``, plus the content type and length)."""
+    headers: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.startswith("HTTP_"):
+            if name != "HTTP_CONTENT_TYPE" and name != "HTTP_CONTENT_LENGTH":
+                headers[name[5:].replace("_", "-").lower()] = value
+        elif (name == "CONTENT_TYPE" or name == "CONTENT_LENGTH") and value:
+            headers[name.replace("_", "-").lower()] = value
+    return headers
+
+
 def idempotency_key(runtime: Runtime, source: str, view: IntegrationView, headers: Mapping[str, str],
                     body: bytes) -> str:
     key = runtime.pm.hook.jalon_source_idempotency_key(source=source, integration=view, headers=headers, body=body)
@@ -117,83 +151,157 @@ def idempotency_key(runtime: Runtime, source: str, view: IntegrationView, header
     return key
 
 
-def _json(status: int, payload: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return current_app.response_class(json.dumps(payload), status=status, mimetype="application/json")
-
-
 def _not_found() -> Problem:
     return Problem(404, "integration_not_found", "no such webhook endpoint")
 
 
-def _read_body(limit: int) -> bytes:
-    declared = request.content_length
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "payload_too_large", f"the body exceeds {limit} bytes")
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The raw body, at most ``limit`` bytes; a :class:`Problem` 413 beyond it,
+    raised before reading anything when Content-Length already says so."""
+    declared = get_content_length(environ)
     if declared is not None and declared > limit:
-        raise Problem(413, "payload_too_large", f"the body exceeds {limit} bytes")
-    # Content-Length may be absent (chunked) or lie: read at most one byte more than allowed
-    # the app-wide limit is for admin payloads, not this one; one byte more than allowed tells
-    # "too long" apart from "exactly the limit" on a stream that stops quietly at its maximum
-    request.max_content_length = limit + 1
+        raise _too_large(limit)
+    # Content-Length may be absent (chunked) or lie: read at most one byte more than allowed;
+    # one byte more tells "too long" apart from "exactly the limit" on a stream that stops
+    # quietly at its maximum
     try:
-        body = request.stream.read(limit + 1)
+        body = get_input_stream(environ, max_content_length=limit + 1).read(limit + 1)
     except RequestEntityTooLarge:  # a chunked body that ran past the limit
         body = None
     if body is None or len(body) > limit:
-        raise Problem(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        raise _too_large(limit)
     return body
 
 
-@bp.post("/hooks/<source>/<key>")
-def receive(source: str, key: str):  # type: ignore[no-untyped-def]
-    runtime: Runtime = current_app.extensions["jalon"]
-    settings = runtime.settings
-    body = _read_body(settings.max_body_bytes)
+# ------------------------------------------------------------------ integrations
 
-    if source not in current_app.extensions["jalon.sources"]:
-        raise _not_found()
-    now = utcnow()
-    headers = {name.lower(): value for name, value in request.headers.items()}
 
-    inbox: Inbox = current_app.extensions["jalon.inbox"]
-    with inbox.read_engine.connect() as conn:
-        row = conn.execute(_BY_KEY, {"key": key}).first()
-        conn.rollback()  # no lock is held while the plugin verifies
-    if row is None or not row.enabled or row.source != source:
-        raise _not_found()
-    view = integration_view(row, settings, now)
-    try:
-        authentic = runtime.pm.hook.jalon_source_verify(
-            source=source, integration=view, headers=headers, body=body, now=now
-        )
-    except Exception as error:  # a plugin choking on garbage is a refusal, not a 500
-        log.warning("verification raised %s for %s/%s: refused", type(error).__name__, source, key)
-        authentic = False
-    if authentic is not True:
-        raise Problem(401, "signature_invalid", "the delivery could not be authenticated")
+class _Endpoint:
+    """One integration as intake needs it, built from its row."""
 
-    values = {
-        "integration_id": row.id,
-        "source": source,
-        "idempotency_key": idempotency_key(runtime, source, view, headers, body),
-        "received_at": now,
-        "headers": stored_headers(headers, view.secrets),
-        "body": body,
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "outcomes": [],
-    }
-    # the 2xx below is sent only once the row is committed (durable)
-    delivery_id = inbox.store(values)
+    __slots__ = ("row", "id", "source", "enabled", "integration", "view", "view_until")
 
-    if delivery_id is None:
-        return _json(200, {"status": "duplicate"})
-    runtime.intake_accepted += 1
-    runtime.wake_worker.set()
-    return _json(202, {"status": "accepted", "delivery": delivery_id})
+    def __init__(self, row: tuple[Any, ...], integration: Any):
+        self.row = row
+        self.id = integration.id
+        self.source = integration.source
+        self.enabled = bool(integration.enabled)
+        self.integration = integration
+        self.view: IntegrationView | None = None
+        self.view_until: datetime | None = None
+
+
+class _Row:
+    """A processed integration row, with the attribute names of the model."""
+
+    __slots__ = tuple(column.key for column in _INTEGRATION_COLUMNS)
+
+    def __init__(self, values: Iterable[Any]):
+        for name, value in zip(self.__slots__, values):
+            setattr(self, name, value)
+
+
+class Endpoints:
+    """Integrations by key, read on every delivery: one prepared query on a
+    raw connection, so a change (a new secret, a disabled integration) counts
+    from the next delivery on, in any process. What is derived from the row
+    (its typed values, the view handed to the plugin) is rebuilt only when
+    the row differs from the one it was built from, and the view when the
+    rotation overlap of a previous secret ends.
+
+    The connections are intake's own (autocommit, read-only on SQLite): one
+    per request thread looking up at the same moment, at most."""
+
+    def __init__(self, engine: Engine, settings: Settings):
+        self.settings = settings
+        self.engine = _lookup_engine(engine)
+        dialect = self.engine.dialect
+        self.sql = _BY_KEY.compile(dialect=dialect).string
+        self.positional = dialect.positional
+        self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                           for column in _INTEGRATION_COLUMNS]
+        self.cache: dict[str, _Endpoint] = {}
+        # (pool proxy, DBAPI connection): the proxy closes the connection when it is dropped
+        self.connections: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self.overlap = timedelta(hours=settings.secret_overlap_hours)
+
+    def _fetch(self, key: str) -> tuple[Any, ...] | None:
+        try:
+            held = self.connections.get_nowait()
+        except queue.Empty:
+            proxy = self.engine.raw_connection()
+            held = (proxy, proxy.dbapi_connection)
+        try:
+            cursor = held[1].cursor()
+            try:
+                cursor.execute(self.sql, (key,) if self.positional else {"key": key})
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except BaseException:
+            held[0].invalidate()  # a connection in doubt is not reused
+            raise
+        self.connections.put(held)
+        return None if row is None else tuple(row)
+
+    def lookup(self, key: str) -> _Endpoint | None:
+        row = self._fetch(key)
+        if row is None:
+            return None
+        endpoint = self.cache.get(key)
+        if endpoint is None or endpoint.row != row:
+            values = [value if process is None else process(value) for process, value in zip(self.processors, row)]
+            endpoint = self.cache[key] = _Endpoint(row, _Row(values))
+        return endpoint
+
+    def view(self, endpoint: _Endpoint, now: datetime) -> IntegrationView:
+        """The plugin's read-only view of the integration, right now."""
+        view, until = endpoint.view, endpoint.view_until
+        if view is None or (until is not None and now >= until):
+            integration = endpoint.integration
+            secrets = accepted_secrets(integration, self.settings, now)
+            view = IntegrationView(
+                key=integration.key, source=integration.source, name=integration.name,
+                base_url=integration.base_url, settings=MappingProxyType(dict(integration.settings or {})),
+                secrets=secrets, credentials=MappingProxyType(dict(integration.credentials or {})),
+            )
+            # the accepted secrets change when the previous one's overlap ends
+            rotated_at = integration.secret_rotated_at
+            until = rotated_at + self.overlap if (integration.previous_secret and rotated_at is not None
+                                                   and now - rotated_at < self.overlap) else None
+            endpoint.view, endpoint.view_until = view, until
+        return view
+
+    def dispose(self) -> None:
+        while True:
+            try:
+                self.connections.get_nowait()[0].close()
+            except queue.Empty:
+                break
+        self.engine.dispose()
+
+
+def _lookup_engine(engine: Engine) -> Engine:
+    """An engine for :class:`Endpoints`' own connections: autocommit (a lookup
+    holds no snapshot and no lock) and, on SQLite, read-only."""
+    if engine.dialect.name == "sqlite":
+        lookup = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        event.listen(lookup, "connect", _read_only)
+        return lookup
+    return make_engine(engine.url.render_as_string(hide_password=False), poolclass=NullPool,
+                       isolation_level="AUTOCOMMIT")
+
+
+# ------------------------------------------------------------------ the inbox
 
 
 def _read_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # reads outside any write transaction: the app's engine opens every transaction with
+    # BEGIN IMMEDIATE, which would queue each lookup behind the commit on disk
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.execute("PRAGMA query_only = ON")
@@ -210,6 +318,25 @@ class _Pending:
         self.error: BaseException | None = None
 
 
+class _RawInsert:
+    """The inbox's Core ``INSERT``, compiled once for the engine's dialect and
+    run on a raw DBAPI cursor, its values converted by the columns' own bind
+    processors: what SQLAlchemy would send, without its per-statement
+    machinery (which costs more than the insert on this path)."""
+
+    def __init__(self, statement: Any, dialect: Any, keys: list[str]):
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
+        self.sql = compiled.string
+        names = compiled.positiontup
+        if not dialect.positional or names is None:
+            raise ValueError(f"{dialect.name}: a positional paramstyle is expected")
+        self.params = [(name, _DELIVERIES.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                       for name in names]
+
+    def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(values[name] if process is None else process(values[name]) for name, process in self.params)
+
+
 class Inbox:
     """Inserts deliveries, ``ON CONFLICT DO NOTHING`` on (integration, key).
 
@@ -219,8 +346,10 @@ class Inbox:
     that takes the commit lock commits, in one transaction, every delivery
     queued while the previous commit was on disk; the others wait for it. No
     delivery is acknowledged before the commit that holds it returns, so
-    durability is unchanged. PostgreSQL groups commits itself: one
-    transaction per delivery there.
+    durability is unchanged. That transaction runs on a raw connection of the
+    engine, under the engine's in-process write lock
+    (:func:`~jalon.core.db.sqlite_write_lock`) like any other write.
+    PostgreSQL groups commits itself: one transaction per delivery there.
     """
 
     def __init__(self, engine: Engine):
@@ -230,16 +359,14 @@ class Inbox:
         self.statement = (self.insert(_DELIVERIES)
                           .on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
                           .returning(_DELIVERIES.c.id))
+        # the deliveries waiting for the next commit, and whether one is under way
         self._queue: list[_Pending] = []
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
-        self.read_engine = engine
+        self._committing = False
+        self._turn = threading.Condition(threading.Lock())
         if self.grouped:
-            # reads outside any write transaction: our engine opens every transaction with
-            # BEGIN IMMEDIATE, which would queue each lookup behind the commit on disk
-            self.read_engine = create_engine(engine.url)
-            event.listen(self.read_engine, "connect", _read_only)
-
+            self._raw = _RawInsert(self.statement, engine.dialect, list(DELIVERY_KEYS))
+            self._write_lock = sqlite_write_lock(engine)
+            self._writer: Any = None  # the pool's proxy of the raw connection, held while it works
 
     def store(self, values: dict[str, Any]) -> int | None:
         """Insert and commit; the new delivery's id, or None for a duplicate."""
@@ -247,23 +374,31 @@ class Inbox:
             with self.engine.begin() as conn:
                 return conn.execute(self.statement, values).scalar()
         item = _Pending(values)
-        with self._queue_lock:
+        with self._turn:
             self._queue.append(item)
-        with self._commit_lock:
-            if not item.done:  # not committed by the previous holder of the lock: commit the queue
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
+            while self._committing and not item.done:
+                self._turn.wait()
+            leader = not item.done
+            if leader:  # no commit under way: this thread commits the queue, its own delivery included
+                self._committing = True
+                batch, self._queue = self._queue, []
+        if leader:
+            try:
                 self._commit(batch)
+            finally:
+                with self._turn:
+                    for pending in batch:
+                        if not pending.done:  # the commit was interrupted: never answer as if it were stored
+                            pending.error, pending.done = RuntimeError("the delivery was not stored"), True
+                    self._committing = False
+                    self._turn.notify_all()
         if item.error is not None:
             raise item.error
-        if not item.done:  # its batch was interrupted: never answer as if it were stored
-            raise RuntimeError("the delivery was not stored")
         return item.delivery_id
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            with self.engine.begin() as conn:
-                ids = [conn.execute(self.statement, item.values).scalar() for item in batch]
+            ids = self._write(batch)
         except Exception:
             if len(batch) == 1:
                 batch[0].error, batch[0].done = sys.exc_info()[1], True
@@ -274,9 +409,162 @@ class Inbox:
         for item, delivery_id in zip(batch, ids):
             item.delivery_id, item.done = delivery_id, True
 
+    def _write(self, batch: list[_Pending]) -> list[int | None]:
+        """One transaction: BEGIN IMMEDIATE, the inserts, COMMIT (fsync)."""
+        rows = [self._raw.row(item.values) for item in batch]
+        if self._writer is None:
+            self._writer = self.engine.raw_connection()
+        connection = self._writer.dbapi_connection
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
+            raise sqlite3.OperationalError("database is locked (another transaction of this process holds it)")
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    ids = []
+                    for row in rows:
+                        cursor.execute(self._raw.sql, row)
+                        found = cursor.fetchone()  # no row: the key is known, a duplicate
+                        ids.append(None if found is None else found[0])
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.rollback()
+                    raise
+            finally:
+                cursor.close()
+        except sqlite3.DatabaseError as error:
+            if not isinstance(error, sqlite3.IntegrityError):  # the connection may be broken: a fresh one next time
+                self._writer.invalidate()
+                self._writer = None
+            raise
+        finally:
+            self._write_lock.release()
+        return ids
+
+    def dispose(self) -> None:
+        if self.grouped and self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+# ------------------------------------------------------------------ the endpoint
+
+
+class Intake:
+    """The webhook endpoint, as a WSGI middleware in front of the Flask app:
+    ``POST /hooks/<source>/<key>`` is answered here, anything else goes on
+    to ``app``."""
+
+    def __init__(self, flask_app: Flask, app: Callable[..., Any]):
+        self.flask_app = flask_app
+        self.app = app
+        self.runtime: Runtime = flask_app.extensions["jalon"]
+        self.sources = frozenset(sources(self.runtime.pm))
+        self.inbox = Inbox(self.runtime.engine)
+        self.endpoints = Endpoints(self.runtime.engine, self.runtime.settings)
+        # webhook requests being answered right now: the in-process worker gives way while there are
+        self.inflight = 0
+        self.started = 0
+        self.idle = threading.Event()  # set while no webhook request is being answered
+        self.idle.set()
+        self._inflight_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(PREFIX) and environ.get("REQUEST_METHOD") == "POST":
+            source, slash, key = path[len(PREFIX):].partition("/")
+            if slash and source and key and "/" not in key:
+                if not path.isascii():  # PATH_INFO carries UTF-8 bytes as latin-1, as WSGI says
+                    source, key = (part.encode("latin-1").decode("utf-8", "replace") for part in (source, key))
+                with self._inflight_lock:
+                    self.inflight += 1
+                    self.started += 1
+                    self.idle.clear()
+                try:
+                    return self.answer(environ, start_response, source, key)
+                finally:
+                    with self._inflight_lock:
+                        self.inflight -= 1
+                        if not self.inflight:
+                            self.idle.set()
+        return self.app(environ, start_response)
+
+    def answer(self, environ: dict[str, Any], start_response: Callable[..., Any], source: str,
+               key: str) -> Iterable[bytes]:
+        try:
+            status, body = self.receive(environ, source, key)
+        except Exception as error:  # noqa: BLE001 - a refusal, or a failure: the app's error handler answers
+            with self.flask_app.request_context(environ):
+                response = handle_error(error)
+            return response(environ, start_response)
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def receive(self, environ: dict[str, Any], source: str, key: str) -> tuple[str, bytes]:
+        """Steps 1 to 4 of the module's docstring; (status line, JSON body),
+        or a :class:`Problem` raised."""
+        runtime = self.runtime
+        body = read_body(environ, runtime.settings.max_body_bytes)
+        if source not in self.sources:
+            raise _not_found()
+        now = utcnow()
+        endpoint = self.endpoints.lookup(key)  # no lock is held while the plugin verifies
+        if endpoint is None or not endpoint.enabled or endpoint.source != source:
+            raise _not_found()
+        view = self.endpoints.view(endpoint, now)
+        headers = request_headers(environ)
+        try:
+            authentic = runtime.pm.hook.jalon_source_verify(
+                source=source, integration=view, headers=headers, body=body, now=now
+            )
+        except Exception as error:  # a plugin choking on garbage is a refusal, not a 500
+            log.warning("verification raised %s for %s/%s: refused", type(error).__name__, source, key)
+            authentic = False
+        if authentic is not True:
+            raise Problem(401, "signature_invalid", "the delivery could not be authenticated")
+
+        values = {
+            "integration_id": endpoint.id,
+            "source": source,
+            "idempotency_key": idempotency_key(runtime, source, view, headers, body),
+            "received_at": now,
+            "headers": stored_headers(headers, view.secrets),
+            "body": body,
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "outcomes": [],
+        }
+        # the 2xx below is sent only once the row is committed (durable)
+        delivery_id = self.inbox.store(values)
+
+        if delivery_id is None:
+            return _DUPLICATE, _DUPLICATE_BODY
+        runtime.intake_accepted += 1
+        runtime.wake_worker.set()
+        return _ACCEPTED, b'{"status": "accepted", "delivery": %d}' % delivery_id
+
+    def dispose(self) -> None:
+        self.endpoints.dispose()
+        self.inbox.dispose()
+
+
+@bp.post("/hooks/<source>/<key>")
+def receive(source: str, key: str):  # type: ignore[no-untyped-def]
+    """The route as Flask knows it (``url_for``, the URL map); requests are
+    answered by :class:`Intake` in front of the app, and the same way here."""
+    intake: Intake = current_app.extensions["jalon.intake"]
+    status, body = intake.receive(request.environ, source, key)
+    return current_app.response_class(body, status=int(status.split()[0]), mimetype="application/json")
+
 
 def register_intake(app: Flask) -> None:
-    runtime: Runtime = app.extensions["jalon"]
-    app.extensions["jalon.sources"] = frozenset(sources(runtime.pm))
-    app.extensions["jalon.inbox"] = Inbox(runtime.engine)
+    intake = Intake(app, app.wsgi_app)
+    app.extensions["jalon.intake"] = intake
+    app.extensions["jalon.sources"] = intake.sources
+    app.extensions["jalon.inbox"] = intake.inbox
     app.register_blueprint(bp)
+    app.wsgi_app = intake  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .runtime import Runtime
 from .scheduler import Scheduler, default_owner
@@ -59,32 +60,82 @@ class Loop(threading.Thread):
                 self.wake.wait(self.idle)
 
 
-def _worker_step(runtime: Runtime, owner: str) -> Callable[[], int]:
-    """One worker pass; under a burst at the door, a short pause after it.
+class Door:
+    """How busy intake is, as the in-process worker sees it.
+
+    ``bursting()``: more deliveries per second than ``worker_yield_above``
+    were accepted (``runtime.intake_accepted``) over the last quarter of a
+    second or more. ``wait_quiet()``: no webhook request has been answered
+    for a few milliseconds, a gap between requests rather than the moment
+    between two of a burst; the web server's ``intake`` tells (its ``idle``
+    event, set while no request is being answered, and its ``started``
+    count). Without one (``jalon worker``), the door is never quiet.
+    """
+
+    WINDOW_SECONDS = 0.25
+    QUIET_SECONDS = 0.003
+
+    def __init__(self, runtime: Runtime, intake: Any = None):
+        self.runtime = runtime
+        self.intake = intake
+        self.at, self.accepted, self.rate = time.monotonic(), runtime.intake_accepted, 0.0
+
+    def bursting(self) -> bool:
+        now, accepted = time.monotonic(), self.runtime.intake_accepted
+        elapsed = now - self.at
+        if elapsed >= self.WINDOW_SECONDS:
+            # after a long look away the deliveries counted may all be recent: the worker
+            # errs on the side of the door (a burst is one from its first quarter second)
+            self.rate = (accepted - self.accepted) / self.WINDOW_SECONDS
+            self.at, self.accepted = now, accepted
+        return self.rate > self.runtime.settings.worker_yield_above
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait for a quiet moment, ``timeout`` seconds at most; False when
+        the door stayed busy."""
+        deadline = time.monotonic() + timeout
+        if self.intake is None:
+            time.sleep(timeout)
+            return False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.intake.idle.wait(remaining):
+                return False
+            started = self.intake.started
+            time.sleep(min(self.QUIET_SECONDS, max(0.0, deadline - time.monotonic())))
+            if self.intake.idle.is_set() and self.intake.started == started:
+                return True
+
+
+def _worker_step(runtime: Runtime, owner: str, door: Door | None = None) -> Callable[[], int]:
+    """One worker pass; under a burst at the door, the door goes first.
 
     The worker shares the process (and Python's one running thread) with
     intake. When deliveries arrive faster than ``worker_yield_above`` per
-    second, the worker pauses between batches (as long as the batch took, at
-    most ``worker_yield_seconds``) so that acknowledging comes first; what is
-    stored is processed as the burst eases (nothing is lost: it is in the inbox).
+    second, the worker applies them one per transaction (on SQLite a
+    transaction holds the one writer's lock, and intake's commits wait for
+    it), and before each transaction, the claim included, it waits for a
+    quiet moment at the door, ``worker_yield_seconds`` at most: it works in
+    the door's idle moments, and still goes on, a delivery at a time, during
+    a burst that leaves none. What is stored is processed as the burst eases
+    (nothing is lost: it is in the inbox). Otherwise it works at once, in
+    transactions of several deliveries.
     """
-    from .worker import process_once
+    from .worker import APPLY_GROUP, process_once
 
     settings = runtime.settings
-    seen = {"at": time.monotonic(), "accepted": runtime.intake_accepted}
+    door = door or Door(runtime)
+
+    def pause() -> None:
+        if door.bursting():
+            door.wait_quiet(settings.worker_yield_seconds)
 
     def step() -> int:
-        began = time.monotonic()
-        done = process_once(runtime, owner=owner, limit=settings.worker_batch)
-        now, accepted = time.monotonic(), runtime.intake_accepted
-        elapsed = now - seen["at"]
-        rate = (accepted - seen["accepted"]) / elapsed if elapsed > 0 else 0.0
-        seen.update(at=now, accepted=accepted)
-        if done and rate > settings.worker_yield_above:
-            # at most as long as the batch took: the worker keeps half the time at least,
-            # so a sustained load cannot grow the backlog without end
-            time.sleep(min(settings.worker_yield_seconds, now - began))
-        return done
+        bursting = door.bursting()
+        if bursting:
+            pause()
+        return process_once(runtime, owner=owner, limit=settings.worker_batch,
+                            group=1 if bursting else APPLY_GROUP, pause=pause)
 
     return step
 
@@ -104,6 +155,8 @@ class Runners:
     dispatcher: bool = True
     scheduler: bool = True
     owner: str = ""
+    # the web server's intake in this process (its ``idle`` event and ``started`` count), if any
+    intake: Any = None
 
     def __post_init__(self) -> None:
         self.owner = self.owner or default_owner()
@@ -115,7 +168,8 @@ class Runners:
         runtime, idle = self.runtime, self.runtime.settings.worker_idle_seconds
         if self.worker:
             self.loops.append(Loop(
-                "jalon-worker", _worker_step(runtime, self.owner), wake=runtime.wake_worker, idle=idle,
+                "jalon-worker", _worker_step(runtime, self.owner, Door(runtime, self.intake)),
+                wake=runtime.wake_worker, idle=idle,
                 stopping=self.stopping,
                 # messages may have been queued: the dispatcher looks at once
                 after=lambda _done: runtime.wake_dispatcher.set(),

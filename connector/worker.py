@@ -34,6 +34,7 @@ from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from jalon.core import audit
+from jalon.core.db import read_only_session
 from jalon.core.errors import Conflict
 from jalon.core.events import Outcome
 from jalon.core.models import Delivery, Integration
@@ -82,7 +83,13 @@ def backoff_seconds(attempts: int, settings: Settings, *, rand: Callable[[], flo
 
 
 def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = None) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries to ``owner`` (one short transaction)."""
+    """Lease up to ``limit`` due deliveries to ``owner``.
+
+    The lease is taken in one short write transaction (select, update); a
+    delivery whose workers kept dying becomes a dead letter there too. The
+    leased rows are then read in a transaction that only reads: on SQLite a
+    write transaction holds the database's one writer's lock, and intake's
+    commits wait for it."""
     settings = runtime.settings
     now = now or utcnow()
     token = str(uuid.uuid4())
@@ -101,28 +108,29 @@ def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = No
                     attempts=Delivery.attempts + 1)
             .execution_options(synchronize_session=False)
         )
+        # its workers kept dying (lease expired each time): a poison delivery
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.lease_token == token, Delivery.attempts > settings.max_attempts)
+            .values(status="dead", lease_owner=None, lease_token=None, lease_expires_at=None,
+                    last_error=f"given up after {settings.max_attempts} attempts (leases expired)")
+            .execution_options(synchronize_session=False)
+        )
+    with read_only_session(runtime.sessionmaker) as session:
         rows = session.execute(
             select(Delivery, Integration)
             .join(Integration, Integration.id == Delivery.integration_id)
             .where(Delivery.id.in_(ids), Delivery.lease_token == token)
             .order_by(Delivery.next_attempt_at, Delivery.id)
         ).all()
-        claimed: list[Claimed] = []
-        for delivery, integration in rows:
-            if delivery.attempts > settings.max_attempts:
-                # its workers kept dying (lease expired each time): a poison delivery
-                _finish_failed(delivery, now, dead=True,
-                               error=f"given up after {settings.max_attempts} attempts (leases expired)")
-                continue
-            claimed.append(Claimed(
-                id=delivery.id,
-                token=token,
-                attempts=delivery.attempts,
-                delivery=_view(delivery, integration),
-                integration=integration_view(integration, settings, now),
-                integration_id=integration.id,
-            ))
-        return claimed
+        return [Claimed(
+            id=delivery.id,
+            token=token,
+            attempts=delivery.attempts,
+            delivery=_view(delivery, integration),
+            integration=integration_view(integration, settings, now),
+            integration_id=integration.id,
+        ) for delivery, integration in rows]
 
 
 def _view(delivery: Delivery, integration: Integration) -> DeliveryView:
@@ -268,7 +276,10 @@ def apply_batch(runtime: Runtime, work: Sequence[tuple[Claimed, Translation]]) -
     loads the integration, mappings, contracts, clients... once per batch.
 
     If the commit itself fails, nothing of the batch was written: each
-    delivery is then applied again on its own (:func:`apply`)."""
+    delivery is then applied again on its own (:func:`apply`). A batch of one
+    is applied that way at once (no savepoint needed)."""
+    if len(work) == 1:
+        return _apply_each(runtime, work)
     results: list[Applied] = []
     try:
         with runtime.sessionmaker() as session, session.begin():
@@ -288,18 +299,24 @@ def apply_batch(runtime: Runtime, work: Sequence[tuple[Claimed, Translation]]) -
     except Exception:  # noqa: BLE001 - the shared commit failed: one transaction per delivery, as before
         log.warning("a batch of %s deliveries could not be committed; applying them one by one", len(work),
                     exc_info=True)
-        results = []
-        for item, translation in work:
-            try:
-                outcomes, queued = apply(runtime, item, translation)
-            except LeaseLost:
-                results.append(Applied(item, translation, "lease_lost"))
-                continue
-            except Exception as error:  # noqa: BLE001
-                results.append(Applied(item, translation, "failed", error=error))
-                continue
-            status = "done" if translation.events and not translation.ignored else "ignored"
-            results.append(Applied(item, translation, status, outcomes=outcomes, queued=queued))
+        results = _apply_each(runtime, work)
+    return results
+
+
+def _apply_each(runtime: Runtime, work: Sequence[tuple[Claimed, Translation]]) -> list[Applied]:
+    """Each delivery in a transaction of its own (:func:`apply`)."""
+    results: list[Applied] = []
+    for item, translation in work:
+        try:
+            outcomes, queued = apply(runtime, item, translation)
+        except LeaseLost:
+            results.append(Applied(item, translation, "lease_lost"))
+            continue
+        except Exception as error:  # noqa: BLE001
+            results.append(Applied(item, translation, "failed", error=error))
+            continue
+        status = "done" if translation.events and not translation.ignored else "ignored"
+        results.append(Applied(item, translation, status, outcomes=outcomes, queued=queued))
     return results
 
 
@@ -317,16 +334,6 @@ def _secrets_of(view: IntegrationView) -> list[str]:
     values = list(view.secrets)
     values += [str(v) for v in view.credentials.values() if isinstance(v, (str, int)) and str(v)]
     return values
-
-
-def _finish_failed(delivery: Delivery, now: datetime, *, dead: bool, error: str,
-                   next_attempt_at: datetime | None = None) -> None:
-    delivery.status = "dead" if dead else "pending"
-    delivery.last_error = error
-    delivery.lease_owner = delivery.lease_token = None
-    delivery.lease_expires_at = None
-    if next_attempt_at is not None:
-        delivery.next_attempt_at = next_attempt_at
 
 
 def record_failure(runtime: Runtime, item: Claimed, error: BaseException, *,
@@ -395,9 +402,13 @@ APPLY_AFTER_SECONDS = 1.0
 APPLY_GROUP = 5
 
 
-def process_batch(runtime: Runtime, batch: Sequence[Claimed]) -> list[str]:
+def process_batch(runtime: Runtime, batch: Sequence[Claimed], *, group: int = APPLY_GROUP,
+                  pause: Callable[[], None] | None = None) -> list[str]:
     """Translate the claimed deliveries (no transaction open), then apply them
-    together (:func:`apply_batch`); returns their new statuses, in order."""
+    ``group`` at a time (:func:`apply_batch`); returns their new statuses, in
+    order. ``pause``, when given, is called before each apply transaction:
+    the in-process runner lets the door go first there (see
+    :mod:`jalon.connector.runners`)."""
     statuses: dict[int, str] = {}
     work: list[tuple[Claimed, Translation]] = []
     started = time.monotonic()
@@ -406,10 +417,14 @@ def process_batch(runtime: Runtime, batch: Sequence[Claimed]) -> list[str]:
             work.append((item, translate(runtime, item)))
         except Exception as error:  # noqa: BLE001 - every failure is recorded, none is lost
             statuses[item.id] = record_failure(runtime, item, error)
-        if work and (len(work) >= APPLY_GROUP or time.monotonic() - started >= APPLY_AFTER_SECONDS):
+        if work and (len(work) >= group or time.monotonic() - started >= APPLY_AFTER_SECONDS):
+            if pause is not None:
+                pause()
             statuses.update(_apply_and_report(runtime, work))
             work, started = [], time.monotonic()
     if work:
+        if pause is not None:
+            pause()
         statuses.update(_apply_and_report(runtime, work))
     return [statuses[item.id] for item in batch]
 
@@ -432,11 +447,13 @@ def _apply_and_report(runtime: Runtime, work: Sequence[tuple[Claimed, Translatio
     return statuses
 
 
-def process_once(runtime: Runtime, *, owner: str, limit: int | None = None) -> int:
-    """Claim and process one batch of due deliveries; the number handled."""
+def process_once(runtime: Runtime, *, owner: str, limit: int | None = None, group: int = APPLY_GROUP,
+                 pause: Callable[[], None] | None = None) -> int:
+    """Claim and process one batch of due deliveries; the number handled.
+    ``group`` and ``pause``: see :func:`process_batch`."""
     batch = claim(runtime, owner=owner, limit=limit or runtime.settings.worker_batch)
     if batch:
-        process_batch(runtime, batch)
+        process_batch(runtime, batch, group=group, pause=pause)
     return len(batch)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///jalon.db"
 BUSY_TIMEOUT_SECONDS = 30
+
+# the execution option of a transaction that only reads (see read_only_session)
+READ_ONLY = "jalon_read_only"
+
+# engine -> the lock its SQLite write transactions hold within this process
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def database_url(url: str | None = None) -> str:
@@ -44,7 +51,7 @@ def _sqlite_setup(engine: Engine) -> None:
     # polling through SQLite's busy handler, whose sleeps grow to 100 ms and
     # made webhook acknowledgements wait up to a second under load. Between
     # processes, the busy timeout still applies.
-    lock = threading.Lock()
+    lock = _write_locks[engine] = threading.Lock()
     holders: set[int] = set()
     dialect = engine.dialect
     do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
@@ -72,6 +79,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get(READ_ONLY):
+            # reads only: a deferred transaction, a snapshot of its own (WAL), no writer's lock
+            conn.exec_driver_sql("BEGIN")
+            return
         dbapi_conn = conn.connection.dbapi_connection
         if not lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
             raise sqlite3.OperationalError("database is locked (another transaction of this process holds it)")
@@ -89,6 +100,14 @@ def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "invalidate")
     def _on_invalidate(dbapi_conn, _record, _exception):  # type: ignore[no-untyped-def]
         release(dbapi_conn)
+
+
+def sqlite_write_lock(engine: Engine) -> threading.Lock:
+    """The in-process lock of ``engine``'s SQLite write transactions. Code that
+    writes through a raw DBAPI connection of the engine (intake's group commit)
+    holds it from its ``BEGIN IMMEDIATE`` to its ``COMMIT`` or ``ROLLBACK``,
+    as every transaction begun through the engine does."""
+    return _write_locks[engine]
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
@@ -113,6 +132,20 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:  # type: ignore[no-
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def read_only_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose one transaction only reads. On SQLite it begins
+    DEFERRED and without the writer's lock, so it neither waits for nor holds
+    up a write: worth it for a long read next to a busy writer. It must not
+    write (SQLite would refuse the upgrade of its snapshot to a write)."""
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 @contextmanager

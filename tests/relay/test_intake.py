@@ -125,6 +125,14 @@ def test_every_unknown_endpoint_gets_the_same_404(app, runtime, case):  # type: 
     assert count_deliveries(runtime) == 0
 
 
+def test_a_change_to_the_integration_counts_from_the_next_delivery(app, runtime):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert post(client, payload(), delivery="before").status_code == 202
+    _disable(runtime)
+    assert_problem(post(client, payload(), delivery="after"), 404, "integration_not_found")
+    assert [d.idempotency_key for d in stored(runtime)] == ["before"]
+
+
 # ------------------------------------------------------------- 401
 
 
@@ -234,6 +242,26 @@ def test_the_previous_secret_is_refused_after_the_overlap(app, runtime):  # type
     assert_problem(post(client, payload(), secret=SECRET, delivery="old"), 401, "signature_invalid")
     assert post(client, payload(), secret="n3w-secret", delivery="new").status_code == 202
     assert [d.idempotency_key for d in stored(runtime)] == ["new"]
+
+
+def test_a_new_secret_counts_from_the_next_delivery(app, runtime):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert post(client, payload(), secret=SECRET, delivery="before").status_code == 202
+    _rotate(runtime, hours_ago=25)  # past the overlap: the old secret is refused at once
+    assert_problem(post(client, payload(), secret=SECRET, delivery="old"), 401, "signature_invalid")
+    assert post(client, payload(), secret="n3w-secret", delivery="new").status_code == 202
+
+
+def test_the_route_flask_knows_answers_as_the_endpoint_in_front_of_it(app, runtime):  # type: ignore[no-untyped-def]
+    body = payload()
+    headers = {"Content-Type": "application/json", "X-Fake-Signature": signature(body, SECRET),
+               "X-Fake-Delivery": "via-flask"}
+    with app.test_request_context(f"/hooks/fake/{KEY}", method="POST", data=body, headers=headers):
+        response = app.full_dispatch_request()
+    [delivery] = stored(runtime)
+    assert response.status_code == 202
+    assert response.get_json() == {"status": "accepted", "delivery": delivery.id}
+    assert delivery.idempotency_key == "via-flask" and delivery.body == body
 
 
 def test_the_overlap_is_a_setting(make_app, runtime):  # type: ignore[no-untyped-def]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from sqlalchemy import select
 
 from jalon.connector.app import create_app
@@ -98,30 +96,82 @@ def test_a_stored_delivery_is_processed_at_once_by_the_in_process_worker(db_url)
     assert not any(loop.is_alive() for loop in runners.loops)
 
 
-def test_under_a_burst_at_the_door_the_worker_pauses_between_batches_and_not_otherwise(monkeypatch):
+class _Door:
+    """A door whose business the test decides; it records the worker's waits."""
+
+    def __init__(self) -> None:
+        self.burst = False
+        self.waits: list[float] = []
+
+    def bursting(self) -> bool:
+        return self.burst
+
+    def wait_quiet(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return False
+
+
+def test_under_a_burst_the_worker_applies_one_delivery_at_a_time_after_waiting_for_the_door(monkeypatch):
     from types import SimpleNamespace
 
     from jalon.connector import runners, worker
 
-    clock = [1000.0]
-    batch_seconds = 0.02
+    passes: list[tuple[int, list[float]]] = []
+    door = _Door()
 
-    def a_batch(runtime, **_):  # type: ignore[no-untyped-def]
-        clock[0] += batch_seconds
+    def a_batch(runtime, *, owner, limit, group, pause):  # type: ignore[no-untyped-def]
+        before = len(door.waits)
+        for _ in range(3):  # three apply transactions
+            pause()
+        passes.append((group, door.waits[before:]))
         return 20
 
-    slept: list[float] = []
     monkeypatch.setattr(worker, "process_once", a_batch)
-    monkeypatch.setattr(runners, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=slept.append))
     runtime = SimpleNamespace(settings=Settings(worker_yield_above=100.0, worker_yield_seconds=0.1),
                               intake_accepted=0)
-    step = runners._worker_step(runtime, "w")
+    step = runners._worker_step(runtime, "w", door)  # type: ignore[arg-type]
 
-    assert step() == 20 and slept == []  # a quiet door: no pause
-    runtime.intake_accepted += 500  # 500 deliveries during a 20 ms batch: a burst
     assert step() == 20
-    # a pause, never longer than the batch itself: the worker keeps half the time at least
-    assert slept == [pytest.approx(batch_seconds)]
-    clock[0] += 10  # the burst is over
+    assert passes[-1] == (worker.APPLY_GROUP, [])  # a quiet door: several per transaction, no wait
+    door.burst = True
+    door.waits.clear()
+    assert step() == 20
+    # one delivery per transaction, each one (and the claim before them) after waiting
+    # for a quiet moment at the door, never longer than worker_yield_seconds
+    assert passes[-1] == (1, [0.1, 0.1, 0.1])
+    assert door.waits == [0.1] * 4
+    door.burst = False
     step()
-    assert len(slept) == 1
+    assert passes[-1] == (worker.APPLY_GROUP, [])
+
+
+def test_the_door_is_bursting_above_the_rate_and_quiet_only_after_a_pause_between_requests(monkeypatch):
+    from types import SimpleNamespace
+
+    from jalon.connector import runners
+
+    clock = [1000.0]
+    monkeypatch.setattr(runners.time, "monotonic", lambda: clock[0])
+    intake = SimpleNamespace(idle=threading.Event(), started=0)
+    runtime = SimpleNamespace(settings=Settings(worker_yield_above=100.0), intake_accepted=0)
+    door = runners.Door(runtime, intake)  # type: ignore[arg-type]
+    assert not door.bursting()
+    clock[0] += 0.3
+    runtime.intake_accepted += 50  # 50 in the last quarter of a second (or more): 200/s
+    assert door.bursting()
+    clock[0] += 0.1
+    assert door.bursting()  # judged again once a window has passed
+    clock[0] += 0.2
+    runtime.intake_accepted += 10
+    assert not door.bursting()
+    monkeypatch.undo()
+
+    # a request being answered: not quiet, whatever the wait
+    assert door.wait_quiet(0.05) is False
+    # no request being answered, none starting: quiet after QUIET_SECONDS
+    intake.idle.set()
+    began = time.monotonic()
+    assert door.wait_quiet(5.0) is True
+    assert time.monotonic() - began < 1.0
+    # without a web server in the process (jalon worker): never quiet, the worker waits its turn
+    assert runners.Door(runtime).wait_quiet(0.01) is False
