@@ -41,13 +41,10 @@ def approve(
     issue_date: date | None = None,
     reason: str | None = None,
 ) -> Invoice:
-    """Record that ``actor`` approved the draft, and issue it."""
+    """Record that ``actor`` approved the draft, and issue it. Issuing refuses
+    what is not a draft (``invoice_not_draft``); the caller's transaction then
+    rolls the approval record back with it."""
     invoice = invoicing.get_invoice(session, invoice_id, lock=True)
-    if not invoice.is_draft:
-        raise Conflict(
-            f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft: there is nothing to approve",
-            code="invoice_not_draft",
-        )
     audit.record(session, actor=actor, action="invoice.approved", subject=invoice, reason=reason,
                  details={"total_gross": invoice.money(invoice.total_gross)})
     return invoicing.issue(session, invoice_id, actor=actor, issue_date=issue_date, reason=reason)

@@ -58,6 +58,8 @@ class DraftIn(Schema):
     purchase_order_ref = fields.String(allow_none=True, validate=validate.Length(max=100))
     note = fields.String(allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "Why, for the audit trail"})
+    prepaid_amount = DecimalString(load_default="0", metadata={
+        "example": "300.00", "description": "Deposits already paid, printed with the net amount due (default 0)"})
     lines = fields.List(fields.Nested(LineIn), required=True, validate=validate.Length(min=1))
 
 
@@ -191,6 +193,7 @@ class InvoiceDetail(InvoiceSummary):
     credited = MoneyAmount()
     open_balance = MoneyAmount(metadata={"description": "Still due: total less payments and credit notes"})
     allocations = fields.List(fields.Nested(InvoiceAllocationOut))
+    prepaid_amount = MoneyAmount(metadata={"description": "Deposits already paid"})
     amount_due = MoneyAmount(metadata={"description": "Total incl. VAT less the deposits already paid"})
     documents = fields.Nested(DocumentLinks, allow_none=True, metadata={"description": "Issued invoices only"})
     sending = fields.Nested(SendingOut, allow_none=True,
@@ -229,6 +232,7 @@ def present_detail(invoice: Invoice) -> dict[str, Any]:
         "open_balance": payments.open_balance(session, invoice),
         "allocations": [{"payment_id": a.payment_id, "amount": invoice.money(a.amount),
                          "received_on": a.payment.received_on} for a in invoice.allocations],
+        "prepaid_amount": invoice.money(invoice.prepaid_amount),
         "amount_due": invoice.amount_due,
         "documents": None if invoice.number is None else {
             "pdf": url_for("invoices.pdf_document", invoice_id=invoice.id),
@@ -309,6 +313,7 @@ class Invoices(MethodView):
             purchase_order_ref=data.get("purchase_order_ref"),
             note=data.get("note"),
             reason=data.get("reason"),
+            prepaid_amount=data["prepaid_amount"],
             lines=line_specs(data["lines"]),
             actor=actor(),
         )

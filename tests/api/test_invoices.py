@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from jalon.core.models import AuditRecord, Invoice
@@ -193,3 +194,18 @@ def test_the_audit_trail_names_the_token(finance, world, uow):
     with uow() as session:
         assert session.scalar(select(Invoice.created_by).where(Invoice.id == invoice["id"])) == "token:compta"
         assert session.scalar(select(AuditRecord.actor).where(AuditRecord.action == "invoice.issued")) == "token:compta"
+
+
+def test_a_draft_with_a_deposit_shows_the_net_amount_due(finance, world):
+    body = finance.post("/api/v1/invoices", json={**DRAFT, "prepaid_amount": "440.00"}).json
+    assert (body["total_gross"], body["prepaid_amount"], body["amount_due"]) == ("1440.00", "440.00", "1000.00")
+
+
+@pytest.mark.parametrize(("prepaid", "status", "code"), [
+    ("1440.01", 422, "invalid_prepaid_amount"),
+    ("-1", 422, "invalid_prepaid_amount"),
+    (440, 422, "validation_failed"),
+])
+def test_a_bad_deposit_is_refused_and_no_draft_is_written(finance, world, prepaid, status, code):
+    assert_problem(finance.post("/api/v1/invoices", json={**DRAFT, "prepaid_amount": prepaid}), status, code)
+    assert finance.get("/api/v1/invoices").json["total"] == 0
