@@ -23,12 +23,15 @@ import io
 from datetime import datetime, time, timezone
 from functools import lru_cache
 from importlib import resources
+from xml.etree import ElementTree
 
+import cssselect2
 import facturx
 from jinja2 import Environment, Template, select_autoescape
 from lxml import etree
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher
 
 from .view import InvoiceView
 
@@ -52,9 +55,24 @@ def _assets() -> tuple[Template, CSS, CSS, FontConfiguration]:
 
 
 class _InvoiceHTML(HTML):
-    """The template's HTML with the template's own user-agent stylesheet
-    (templates/user-agent.css): WeasyPrint's styles all of HTML, and matching
-    it is a fifth of a render."""
+    """The template's page, read as XML, with the template's own user-agent
+    stylesheet (templates/user-agent.css).
+
+    The template writes well-formed XHTML (and Jinja escapes what it inserts),
+    so the C parser of the standard library reads it; WeasyPrint's HTML5
+    parser, written in Python, builds the same tree for a tenth of a render.
+    WeasyPrint's user-agent stylesheet styles all of HTML, and matching it is
+    a fifth of a render. Both lean on WeasyPrint's attributes (what its own
+    ``__init__`` sets): a test renders the page both ways and compares bytes.
+    """
+
+    def __init__(self, string: str):
+        root = ElementTree.fromstring(string)
+        self.base_url = None
+        self.url_fetcher = URLFetcher()
+        self.media_type = "print"
+        self.wrapper_element = cssselect2.ElementWrapper.from_html_root(root, content_language=None)
+        self.etree_element = self.wrapper_element.etree_element
 
     def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
         return [_assets()[2]]

@@ -9,6 +9,7 @@ the figures printed and the figures in the XML cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -28,6 +29,10 @@ from . import texts
 ISSUED_STATES = ("issued", "partially_paid", "paid", "credited")
 # EN 16931 allows 4 decimals for a unit price or a quantity: enough for an hourly rate
 PRICE_PLACES = 4
+# what XML 1.0 cannot carry (C0 controls but tab, line feed and carriage return; lone
+# surrogates; U+FFFE/U+FFFF): a task title pasted with a vertical tab must not make an
+# issued invoice unrenderable
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,18 @@ class InvoiceView:
         return frozenset(row.category for row in self.vat_rows)
 
 
+def xml_safe(value: Any) -> Any:
+    """``value`` with every character XML 1.0 refuses replaced by a space, in
+    strings, and in the strings of dicts and lists (the parties' snapshots)."""
+    if isinstance(value, str):
+        return _NOT_XML.sub(" ", value)
+    if isinstance(value, dict):
+        return {key: xml_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [xml_safe(item) for item in value]
+    return value
+
+
 def require_issued(invoice: Invoice) -> None:
     if invoice.status not in ISSUED_STATES or not invoice.number or invoice.issue_date is None:
         raise Conflict(
@@ -196,8 +213,8 @@ class _Format:
 
 def build(invoice: Invoice) -> InvoiceView:
     require_issued(invoice)
-    seller: dict[str, Any] = invoice.seller or {}
-    buyer: dict[str, Any] = invoice.buyer or {}
+    seller: dict[str, Any] = xml_safe(invoice.seller or {})
+    buyer: dict[str, Any] = xml_safe(invoice.buyer or {})
     language = texts.language_of(buyer)
     words = texts.TEXTS[language]
     fmt = _Format(language, texts.LOCALES[language], invoice.currency, minor_unit(invoice.currency))
@@ -215,7 +232,7 @@ def build(invoice: Invoice) -> InvoiceView:
         number=invoice.number,
         currency=invoice.currency,
         **_dates(invoice, fmt),
-        purchase_order=invoice.purchase_order_ref or None,
+        purchase_order=xml_safe(invoice.purchase_order_ref) or None,
         **_corrected(invoice, words, fmt),
         seller=_party(seller),
         seller_legal=legal,
@@ -283,7 +300,7 @@ def _line(line: InvoiceLine, words: dict[str, Any], fmt: _Format) -> Line:
     quantity = trimmed(line.quantity)
     return Line(
         position=line.position,
-        description=line.description,
+        description=xml_safe(line.description),
         quantity=quantity,
         unit=line.unit,
         unit_label=texts.unit_label(fmt.language, line.unit, quantity),
