@@ -191,11 +191,13 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
                    "JALON_RUN_WORKER). Turn off when `jalon worker` runs elsewhere.")
 @click.option("--scheduler/--no-scheduler", "run_scheduler", default=None,
               help="Run the scheduled jobs from this process too (default: yes; JALON_RUN_SCHEDULER).")
+@click.option("--cpu-affinity/--no-cpu-affinity", "cpu_affinity", default=None,
+              help="Bind each process to one CPU, its threads with it (default: yes; JALON_CPU_AFFINITY).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on standard output.")
 @click.pass_obj
 def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrate: bool,
-          run_worker: bool | None, run_scheduler: bool | None, access_log: bool) -> None:
+          run_worker: bool | None, run_scheduler: bool | None, cpu_affinity: bool | None, access_log: bool) -> None:
     """Serve the API and webhook intake with gunicorn (threaded workers), and by
     default a worker, the outbox dispatcher and the scheduler in each process."""
     import os
@@ -212,6 +214,8 @@ def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrat
             os.environ["JALON_RUN_WORKER"] = "1" if run_worker else "0"
         if run_scheduler is not None:
             os.environ["JALON_RUN_SCHEDULER"] = "1" if run_scheduler else "0"
+        if cpu_affinity is not None:
+            os.environ["JALON_CPU_AFFINITY"] = "1" if cpu_affinity else "0"
         if migrate:
             upgrade(obj.engine)
         obj.engine.dispose()

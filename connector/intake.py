@@ -309,13 +309,21 @@ def _read_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
 
 
 class _Pending:
-    __slots__ = ("values", "done", "delivery_id", "error")
+    """A delivery waiting for the commit that holds it. ``wake`` is a lock
+    taken at birth and released once: when the delivery's commit is done, or
+    when its thread's turn to commit the queue has come. Each waiting thread
+    is woken once, for its own reason (a shared condition would wake every
+    waiting thread at every commit, each to find its delivery still queued)."""
+
+    __slots__ = ("values", "done", "delivery_id", "error", "wake")
 
     def __init__(self, values: dict[str, Any]):
         self.values = values
         self.done = False
         self.delivery_id: int | None = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class _RawInsert:
@@ -362,7 +370,7 @@ class Inbox:
         # the deliveries waiting for the next commit, and whether one is under way
         self._queue: list[_Pending] = []
         self._committing = False
-        self._turn = threading.Condition(threading.Lock())
+        self._turn = threading.Lock()
         if self.grouped:
             self._raw = _RawInsert(self.statement, engine.dialect, list(DELIVERY_KEYS))
             self._write_lock = sqlite_write_lock(engine)
@@ -376,25 +384,35 @@ class Inbox:
         item = _Pending(values)
         with self._turn:
             self._queue.append(item)
-            while self._committing and not item.done:
-                self._turn.wait()
-            leader = not item.done
-            if leader:  # no commit under way: this thread commits the queue, its own delivery included
-                self._committing = True
-                batch, self._queue = self._queue, []
-        if leader:
-            try:
-                self._commit(batch)
-            finally:
-                with self._turn:
-                    for pending in batch:
-                        if not pending.done:  # the commit was interrupted: never answer as if it were stored
-                            pending.error, pending.done = RuntimeError("the delivery was not stored"), True
-                    self._committing = False
-                    self._turn.notify_all()
+            leader = not self._committing
+            self._committing = True
+        if not leader:
+            item.wake.acquire()  # its commit is done, or its turn to commit has come
+        if not item.done:
+            self._lead()
         if item.error is not None:
             raise item.error
         return item.delivery_id
+
+    def _lead(self) -> None:
+        """Commit the queue (this thread holds the turn), wake the threads of
+        its deliveries, and hand the turn to the first thread queued since, if
+        any."""
+        with self._turn:
+            batch, self._queue = self._queue, []
+        try:
+            self._commit(batch)
+        finally:
+            for pending in batch:
+                if not pending.done:  # the commit was interrupted: never answer as if it were stored
+                    pending.error, pending.done = RuntimeError("the delivery was not stored"), True
+            with self._turn:
+                following = self._queue[0] if self._queue else None
+                self._committing = following is not None
+            for pending in batch[1:]:
+                pending.wake.release()
+            if following is not None:
+                following.wake.release()
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:

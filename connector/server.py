@@ -19,6 +19,11 @@ intake for the others:
 Each gunicorn worker process also runs, by default, the background loops
 (worker, dispatcher, scheduler: :mod:`jalon.connector.runners`), started in
 ``post_worker_init`` and stopped in ``worker_exit``.
+
+Each worker process is bound to one CPU (``settings.cpu_affinity``, on by
+default; see :func:`bind_to_one_cpu`): its threads take turns on Python's one
+lock, and handing that lock from a thread on one CPU to a thread on another
+costs more than the request itself.
 """
 
 from __future__ import annotations
@@ -152,11 +157,43 @@ class JalonThreadWorker(ThreadWorker):  # type: ignore[misc]
             return False
 
 
+def bind_to_one_cpu(index: int) -> int | None:
+    """Bind every thread of this process to one of the CPUs it may use, the
+    ``index``-th modulo their number (so that the workers of a server spread
+    over them); the CPU chosen, or None when there is no choice to make.
+
+    A web process runs one Python thread at a time: its request threads and
+    background loops take turns on the interpreter's lock. When the threads
+    sit on different CPUs, each turn wakes a thread on another CPU and moves
+    the request's data between caches; measured here (2 vCPUs, SQLite, 16
+    connections), a delivery's acknowledgement cost 1.3 ms of CPU unbound and
+    0.7 ms bound, and the process never used more than one CPU's worth of
+    Python anyway. What the process waits on outside the lock (the database,
+    the network) goes on while it waits, bound or not. Threads started later
+    inherit the binding. Off with ``--no-cpu-affinity`` (JALON_CPU_AFFINITY=0),
+    say when the host's scheduler should place the process itself."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(allowed) < 2:
+        return None
+    cpu = allowed[index % len(allowed)]
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), {cpu})
+        except OSError:  # a thread that just ended
+            pass
+    return cpu
+
+
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
-    """In each worker process, once the app is loaded: the background loops."""
+    """In each worker process, once the app is loaded: the CPU binding, then
+    the background loops."""
     app = worker.wsgi
     runtime = app.extensions["jalon"]
     settings = runtime.settings
+    if settings.cpu_affinity:
+        cpu = bind_to_one_cpu(worker.age - 1)
+        if cpu is not None:
+            log.info("worker %s bound to CPU %s", worker.pid, cpu)
     JalonThreadWorker.read_timeout = settings.client_read_timeout_seconds
     # What exists once the app is loaded lives as long as the process: a full
     # garbage collection need not walk it again. Unfrozen, such a collection
