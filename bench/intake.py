@@ -9,14 +9,18 @@ dispatcher and scheduler, the fake source and recording channel of
 from another process over loopback, with persistent HTTP/1.1 connections:
 
 1. **ceilings** (``JALON_BENCH_NOOP=1``: the same server reads the same body
-   and answers 202, no plugin, no database), closed loop, twice:
+   and answers 202, no plugin, no database), closed loop:
    ``POST /bench/noop-wsgi`` is answered in front of Flask, where intake's
    endpoint answers ``/hooks/...``: the like-for-like ceiling, the one the
    ratio target is read against; ``POST /bench/noop`` is a Flask view (what
    any endpoint of the admin API costs), printed for comparison;
 2. **intake**: signed deliveries (distinct keys), closed loop: deliveries/s and
    p50/p99 acknowledgement latency, and the ratios to the ceilings; then how
-   long the in-process worker takes to process what is left of the backlog;
+   long the in-process worker takes to process what is left of the backlog.
+   The like-for-like ceiling and intake are measured in ``--rounds`` (3)
+   pairs, back to back, the backlog processed between rounds (so the worker
+   never runs during a ceiling): this machine's speed drifts by a third from
+   one run to the next, a pair shares the drift. The medians are reported;
 3. **fixed rate**: 200 deliveries/s, latency measured from each request's
    scheduled time (no coordinated omission): p50/p99;
 4. **end to end**: milestone completions at 50/s; for each, the time from its
@@ -433,46 +437,68 @@ def bench(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  closed loop: wrk ({args.wrk}), {min(args.wrk_threads, args.concurrency)} threads")
                 noop_file = workdir / "noop.requests"
                 write_requests(noop_file, lambda n: time_delivery(f"noop{run}", n), 1000)
-                ceiling = wrk_closed_loop(server, args.wrk, "/bench/noop-wsgi", noop_file, args)
-                flask_ceiling = wrk_closed_loop(server, args.wrk, "/bench/noop", noop_file, args)
-                # intake cannot outrun the same server doing none of the work: enough distinct
-                # deliveries for the ceiling's rate, half as many again
-                count = max(1000, math.ceil(ceiling.rate * args.seconds * 1.5))
-                prefix = f"wk{run}-"
-                hooks_file = workdir / "intake.requests"
-                write_requests(hooks_file, lambda n: time_delivery(prefix.rstrip("-"), n), count)
-                intake = wrk_closed_loop(server, args.wrk, HOOK, hooks_file, args)
-                hooks_file.unlink()
             else:
                 print("  closed loop: the Python client (threads, http.client; it shares the server's cores)")
-                ceiling = closed_loop(server, lambda n: ("/bench/noop-wsgi", body, noop), args.concurrency,
-                                      args.seconds)
-                flask_ceiling = closed_loop(server, lambda n: ("/bench/noop", body, noop), args.concurrency,
-                                            args.seconds)
-                prefix = f"cl{run}-"
-                intake = closed_loop(server, lambda n: (HOOK, *time_delivery(prefix.rstrip("-"), n)[1:]),
-                                     args.concurrency, args.seconds)
-            left = count_pending(engine)
-            drain = wait_processed(engine)
-            stored = count_stored(engine, prefix)
-            ratio = intake.rate / ceiling.rate if ceiling.rate else 0.0
-            flask_ratio = intake.rate / flask_ceiling.rate if flask_ceiling.rate else 0.0
+
+            def bare(path: str, generator: str = generator) -> Burst:
+                if generator == "wrk":
+                    return wrk_closed_loop(server, args.wrk, path, noop_file, args)
+                return closed_loop(server, lambda n: (path, body, noop), args.concurrency, args.seconds)
+
+            def deliveries(prefix: str, ceiling_rate: float, generator: str = generator) -> Burst:
+                if generator != "wrk":
+                    return closed_loop(server, lambda n: (HOOK, *time_delivery(prefix, n)[1:]), args.concurrency,
+                                       args.seconds)
+                # intake cannot outrun the same server doing none of the work: enough distinct
+                # deliveries for the ceiling's rate, half as many again
+                count = max(1000, math.ceil(ceiling_rate * args.seconds * 1.5))
+                hooks_file = workdir / "intake.requests"
+                write_requests(hooks_file, lambda n: time_delivery(prefix, n), count)
+                try:
+                    return wrk_closed_loop(server, args.wrk, HOOK, hooks_file, args)
+                finally:
+                    hooks_file.unlink()
+
+            # rounds of (ceiling, intake): the machine's speed drifts from one run to the next,
+            # a pair measured back to back shares the drift; the backlog of each round is
+            # processed before the next ceiling, so that the worker never works during one
+            rounds = []
+            for number in range(args.rounds):
+                ceiling = bare("/bench/noop-wsgi")
+                prefix = f"{generator[:2]}{run}r{number}"
+                intake = deliveries(prefix, ceiling.rate)
+                left = count_pending(engine)
+                drain = wait_processed(engine)
+                stored = count_stored(engine, f"{prefix}-")
+                rounds.append((intake.rate / ceiling.rate if ceiling.rate else 0.0, ceiling, intake, left, drain,
+                               stored))
+                print(f"  round {number + 1}  ceiling {ceiling.rate:5.0f} req/s  intake {intake.rate:5.0f} del/s  "
+                      f"ratio {rounds[-1][0]:.2f}")
+            flask_ceiling = bare("/bench/noop")
+            # the round of the median ratio is shown in full; the rates are the medians of the rounds
+            rounds.sort(key=lambda item: item[0])
+            ratio, ceiling, intake, left, drain, stored = rounds[len(rounds) // 2]
+            intake_rate = sorted(item[2].rate for item in rounds)[len(rounds) // 2]
+            flask_ratio = intake_rate / flask_ceiling.rate if flask_ceiling.rate else 0.0
+            print(f"  the round of the median ratio ({len(rounds)} rounds):")
             print(burst_line("ceiling  /bench/noop-wsgi", "req/s", ceiling, keys=False))
-            print(burst_line("ceiling  /bench/noop     ", "req/s", flask_ceiling, keys=False))
             print(burst_line("intake   signed delivery ", "del/s", intake))
-            print(f"  ratio    intake / ceiling {ratio:.2f} (like for like: answered in front of Flask, as intake is); "
-                  f"intake / Flask view ceiling {flask_ratio:.2f}")
+            print(f"  ratio    intake / ceiling {ratio:.2f} (like for like: answered in front of Flask, as intake "
+                  f"is; the median of the rounds)")
             print(f"  stored   {stored} new deliveries for {intake.answered} answers "
                   f"(a few more when requests in flight at the stop were stored)")
             print(f"  worker   {left} still pending at the end of the burst, processed in {drain:.1f} s "
                   f"({left / max(drain, 1e-9):.0f}/s with the door idle)")
+            print(f"  intake   {intake_rate:.0f} del/s, the median of the rounds")
+            print(burst_line("ceiling  /bench/noop     ", "req/s", flask_ceiling, keys=False))
+            print(f"  ratio    intake (median) / Flask view ceiling {flask_ratio:.2f}")
             others = max(ceiling.other_cpu, flask_ceiling.other_cpu, intake.other_cpu)
             if others > 0.25 and label == "sqlite":
                 print(f"  WARNING  other processes used up to {others:.2f} cores meanwhile: "
                       f"the figures above are understated")
             if generator == args.generators[-1]:  # the figures the targets are read from
                 figures.update(generator=generator, ceiling=ceiling.rate, flask_ceiling=flask_ceiling.rate,
-                               intake=intake.rate, ratio=ratio, flask_ratio=flask_ratio, p50=intake.p50,
+                               intake=intake_rate, ratio=ratio, flask_ratio=flask_ratio, p50=intake.p50,
                                p99=intake.p99)
 
         fixed, err_fixed = fixed_rate(server.port, lambda n: (HOOK, *time_delivery(f"fx{run}", n)[1:]),
@@ -537,6 +563,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16, help="server threads (jalon serve --threads)")
     parser.add_argument("--pg-workers", type=int, default=1,
                         help="server processes of the PostgreSQL run (jalon serve --workers; SQLite: always 1)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="closed-loop rounds of (ceiling, intake); the medians are reported")
     parser.add_argument("--rate", type=float, default=200.0, help="the fixed-rate phase, deliveries/s")
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="the end-to-end phase, milestones/s")
     parser.add_argument("--sqlite-only", action="store_true")
