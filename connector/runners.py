@@ -25,6 +25,8 @@ log = logging.getLogger("jalon.connector.runners")
 
 # after a pass that raised, wait this long at least before the next one (no hot loop on a dead database)
 ERROR_PAUSE_SECONDS = 1.0
+# under a burst that leaves no quiet moment, the in-process worker still applies one delivery this often
+YIELD_MAX_SECONDS = 2.0
 
 
 class Loop(threading.Thread):
@@ -90,19 +92,36 @@ class Door:
             self.at, self.accepted = now, accepted
         return self.rate > self.runtime.settings.worker_yield_above
 
+    def wait_calm(self, timeout: float, rate: float) -> bool:
+        """Wait until the door's rate is ``rate`` per second or less (judged
+        every window), ``timeout`` seconds at most; False when it stayed above."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.WINDOW_SECONDS, remaining))
+            self.bursting()
+            if self.rate <= rate:
+                return True
+
     def wait_quiet(self, timeout: float) -> bool:
         """Wait for a quiet moment, ``timeout`` seconds at most; False when
-        the door stayed busy."""
+        the door stayed busy. It looks every ``QUIET_SECONDS``: quiet is no
+        request being answered now and none started since the last look. (It
+        does not wake at each moment no request is in flight: in a burst
+        there are hundreds a second, each one a thread switch taken from
+        intake.)"""
         deadline = time.monotonic() + timeout
         if self.intake is None:
             time.sleep(timeout)
             return False
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.intake.idle.wait(remaining):
-                return False
             started = self.intake.started
-            time.sleep(min(self.QUIET_SECONDS, max(0.0, deadline - time.monotonic())))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.QUIET_SECONDS, remaining))
             if self.intake.idle.is_set() and self.intake.started == started:
                 return True
 
@@ -115,20 +134,33 @@ def _worker_step(runtime: Runtime, owner: str, door: Door | None = None) -> Call
     second, the worker applies them one per transaction (on SQLite a
     transaction holds the one writer's lock, and intake's commits wait for
     it), and before each transaction, the claim included, it waits for a
-    quiet moment at the door, ``worker_yield_seconds`` at most: it works in
-    the door's idle moments, and still goes on, a delivery at a time, during
-    a burst that leaves none. What is stored is processed as the burst eases
-    (nothing is lost: it is in the inbox). Otherwise it works at once, in
-    transactions of several deliveries.
+    quiet moment at the door (and, above ``worker_stand_back_above`` per
+    second, more than it could apply anyway, for the burst to ease first:
+    every delivery it applied then would cost several acknowledgements and
+    leave the backlog as long), ``worker_yield_seconds`` at most, twice as
+    long after each wait that found none, up to ``YIELD_MAX_SECONDS``: it
+    works in the door's idle moments, and still goes on, a delivery every
+    couple of seconds, during a burst that leaves none. What
+    is stored is processed as the burst eases (nothing is lost: it is in the
+    inbox). Otherwise it works at once, in transactions of several deliveries.
     """
     from .worker import APPLY_GROUP, process_once
 
     settings = runtime.settings
     door = door or Door(runtime)
+    # how long the next wait for a quiet moment may last: doubled each time one
+    # passes without any, back to worker_yield_seconds once one comes
+    patience = [settings.worker_yield_seconds]
 
     def pause() -> None:
-        if door.bursting():
-            door.wait_quiet(settings.worker_yield_seconds)
+        if not door.bursting():
+            return
+        calm = door.rate <= settings.worker_stand_back_above or door.wait_calm(
+            patience[0], settings.worker_stand_back_above)
+        if calm and door.wait_quiet(patience[0]):
+            patience[0] = settings.worker_yield_seconds
+        else:
+            patience[0] = min(2 * patience[0], max(settings.worker_yield_seconds, YIELD_MAX_SECONDS))
 
     def step() -> int:
         bursting = door.bursting()

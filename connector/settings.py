@@ -30,6 +30,9 @@ class Settings:
     # worker pauses between batches so that acknowledgements come first
     worker_yield_above: float = 100.0
     worker_yield_seconds: float = 0.1
+    # above this many deliveries/s at the door, more than the worker applies in a
+    # second anyway, it stands back until the burst eases (one delivery every 2 s at least)
+    worker_stand_back_above: float = 500.0
     # retention: raw bodies are pruned after body_retention_days; the keys live key_retention_days (7 at least)
     body_retention_days: int = 30
     key_retention_days: int = 90

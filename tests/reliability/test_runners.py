@@ -101,14 +101,21 @@ class _Door:
 
     def __init__(self) -> None:
         self.burst = False
+        self.rate = 0.0
+        self.quiet = False
         self.waits: list[float] = []
+        self.calm_waits: list[float] = []
 
     def bursting(self) -> bool:
         return self.burst
 
+    def wait_calm(self, timeout: float, rate: float) -> bool:
+        self.calm_waits.append(timeout)
+        return False
+
     def wait_quiet(self, timeout: float) -> bool:
         self.waits.append(timeout)
-        return False
+        return self.quiet
 
 
 def test_under_a_burst_the_worker_applies_one_delivery_at_a_time_after_waiting_for_the_door(monkeypatch):
@@ -133,16 +140,50 @@ def test_under_a_burst_the_worker_applies_one_delivery_at_a_time_after_waiting_f
 
     assert step() == 20
     assert passes[-1] == (worker.APPLY_GROUP, [])  # a quiet door: several per transaction, no wait
-    door.burst = True
+    door.burst, door.rate = True, 200.0
     door.waits.clear()
     assert step() == 20
     # one delivery per transaction, each one (and the claim before them) after waiting
-    # for a quiet moment at the door, never longer than worker_yield_seconds
-    assert passes[-1] == (1, [0.1, 0.1, 0.1])
-    assert door.waits == [0.1] * 4
+    # for a quiet moment at the door, worker_yield_seconds first, twice as long after
+    # each wait that found none, up to YIELD_MAX_SECONDS
+    assert passes[-1] == (1, [0.2, 0.4, 0.8])
+    assert door.waits == [0.1, 0.2, 0.4, 0.8]
+    assert step() == 20
+    assert door.waits[4:] == [1.6, 2.0, 2.0, 2.0]
+    # a quiet moment found: back to worker_yield_seconds
+    door.quiet = True
+    step()
+    assert door.waits[8:] == [2.0, 0.1, 0.1, 0.1]
+    door.quiet = False
+    step()
+    assert door.waits[12:] == [0.1, 0.2, 0.4, 0.8]
+    assert door.calm_waits == []  # 200/s: below worker_stand_back_above, the worker looks for quiet moments
     door.burst = False
     step()
     assert passes[-1] == (worker.APPLY_GROUP, [])
+
+
+def test_above_what_it_could_apply_the_worker_waits_for_the_burst_to_ease(monkeypatch):
+    from types import SimpleNamespace
+
+    from jalon.connector import runners, worker
+
+    door = _Door()
+    door.burst, door.rate, door.quiet = True, 1500.0, True
+
+    def a_batch(runtime, *, owner, limit, group, pause):  # type: ignore[no-untyped-def]
+        pause()
+        return 1
+
+    monkeypatch.setattr(worker, "process_once", a_batch)
+    runtime = SimpleNamespace(settings=Settings(worker_yield_above=100.0, worker_yield_seconds=0.1,
+                                                worker_stand_back_above=500.0), intake_accepted=0)
+    step = runners._worker_step(runtime, "w", door)  # type: ignore[arg-type]
+    for _ in range(4):
+        step()
+    # the burst never eased: no quiet moment looked for, the waits lengthen to YIELD_MAX_SECONDS
+    assert door.calm_waits == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
+    assert door.waits == []
 
 
 def test_the_door_is_bursting_above_the_rate_and_quiet_only_after_a_pause_between_requests(monkeypatch):
