@@ -16,7 +16,8 @@ may race: the second one reads what the first stored.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, or_, select
@@ -32,6 +33,12 @@ log = logging.getLogger("jalon.connector.rendering")
 
 # invoices rendered per run of the job: a run stays short; the next one takes the rest
 RENDER_BATCH = 25
+# an invoice whose rendering failed is set aside this long (in this process) before the
+# job tries it again: failures at the head of the queue must not hold the others back
+RETRY_FAILED_AFTER = timedelta(hours=1)
+# at most this many set aside (beyond, the oldest are tried again at once)
+MAX_SET_ASIDE = 1000
+_set_aside: dict[int, datetime] = {}  # invoice id -> when the job may try it again
 
 
 def ensure_documents(factory: sessionmaker[Session], invoice_id: int) -> dict[str, InvoiceDocument]:
@@ -45,31 +52,42 @@ def ensure_documents(factory: sessionmaker[Session], invoice_id: int) -> dict[st
     return documents.ensure_committed(factory, invoice_id)
 
 
-def _unrendered(limit: int) -> Any:
+def _unrendered(limit: int, skip: Iterable[int] = ()) -> Any:
     missing = [
         ~exists().where(InvoiceDocument.invoice_id == Invoice.id, InvoiceDocument.kind == kind)
         for kind in DOCUMENT_KINDS
     ]
-    return (select(Invoice.id).where(Invoice.number.is_not(None), or_(*missing))
-            .order_by(Invoice.id).limit(limit))
+    query = select(Invoice.id).where(Invoice.number.is_not(None), or_(*missing))
+    skip = list(skip)
+    if skip:
+        query = query.where(Invoice.id.not_in(skip))
+    return query.order_by(Invoice.id).limit(limit)
 
 
 def render_missing(context: Any) -> dict[str, Any]:
     """The scheduled job: render the documents of issued invoices that have none
-    (a bounded batch; idempotent)."""
-    runtime = context.runtime
+    (a bounded batch; idempotent). An invoice that fails is logged, reported
+    and set aside for ``RETRY_FAILED_AFTER``: the next runs take the others."""
+    runtime, now = context.runtime, context.now
+    for invoice_id, until in list(_set_aside.items()):
+        if until <= now:
+            del _set_aside[invoice_id]
     with unit_of_work(runtime.sessionmaker) as session:
-        pending = list(session.execute(_unrendered(RENDER_BATCH)).scalars())
+        pending = list(session.execute(_unrendered(RENDER_BATCH, _set_aside)).scalars())
     rendered, failed = [], []
     for invoice_id in pending:
         try:
             ensure_documents(runtime.sessionmaker, invoice_id)
         except Exception:  # one bad invoice must not keep the others from their documents
-            log.exception("documents of invoice %s could not be rendered", invoice_id)
+            log.exception("documents of invoice %s could not be rendered; tried again after %s",
+                          invoice_id, RETRY_FAILED_AFTER)
             failed.append(invoice_id)
+            _set_aside[invoice_id] = now + RETRY_FAILED_AFTER
         else:
             rendered.append(invoice_id)
-    return {"rendered": len(rendered), "failed": failed}
+    while len(_set_aside) > MAX_SET_ASIDE:
+        del _set_aside[min(_set_aside, key=_set_aside.__getitem__)]
+    return {"rendered": len(rendered), "failed": failed, "set_aside": len(_set_aside)}
 
 
 documents_job = JobSpec(
