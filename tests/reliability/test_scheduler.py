@@ -225,6 +225,17 @@ def test_one_scheduler_leads_on_postgresql_and_another_takes_over_when_its_conne
         pid = first._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         with runtime.engine.connect() as conn:
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            # pg_terminate_backend only signals: the backend (and its advisory lock) goes a moment later
+            # (pg_stat_activity is read once per transaction: each look is a transaction of its own)
+            conn.commit()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                gone = not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                                        {"pid": pid}).scalar()
+                conn.rollback()
+                if gone:
+                    break
+                time.sleep(0.02)
         assert second.acquire()
         assert not first.acquire()  # it learns it lost, and cannot take the lock back
     finally:
