@@ -19,7 +19,6 @@ value shown is escaped.
 
 from __future__ import annotations
 
-import logging
 from html import escape
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,16 +27,15 @@ from flask import Blueprint, Flask, current_app, request
 from sqlalchemy import select
 
 from jalon.core import approval
-from jalon.core.db import unit_of_work
+from jalon.core.db import read_only_session, unit_of_work
 from jalon.core.errors import Conflict, JalonError, NotFound
 from jalon.core.models import Invoice, Mapping
 from jalon.core.types import utcnow
 
 from . import notify
-from .rendering import ensure_documents
+from .rendering import store_after_issue
 from .runtime import Runtime
 
-log = logging.getLogger("jalon.connector.approval")
 
 bp = Blueprint("approval", __name__, url_prefix="/approve")
 
@@ -156,8 +154,9 @@ def _projects(session: Any, invoice: Invoice) -> str:
 
 @bp.get("/<token>")
 def show(token: str):  # type: ignore[no-untyped-def]
-    """The draft and one button; reading the link changes nothing."""
-    with unit_of_work(_runtime().sessionmaker) as session:
+    """The draft and one button; reading the link changes nothing (and, on
+    SQLite, waits for no writer: mail scanners open every link)."""
+    with read_only_session(_runtime().sessionmaker) as session:
         try:
             link = approval.check_link(approval.find_link(session, token))
         except JalonError as error:
@@ -218,16 +217,11 @@ def approve(token: str):  # type: ignore[no-untyped-def]
             language = _language(invoice)
             gross = _money(invoice, invoice.total_gross, language)
     except JalonError as error:
-        with unit_of_work(runtime.sessionmaker) as session:
+        with read_only_session(runtime.sessionmaker) as session:
             link = approval.find_link(session, token)
             return _refusal(error, link.invoice if link is not None else None)
-    runtime.wake_dispatcher.set()  # the PM task's comment
     texts = TEXTS[language]
     body = f"<p>{escape(texts['issued'].format(number=number, gross=gross))}</p>"
-    try:
-        ensure_documents(runtime.sessionmaker, invoice_id)
-    except Exception:  # issued and committed: the documents job renders them within a minute
-        log.exception("invoice %s issued through its approval link, but its documents could not be rendered",
-                      number)
+    if not store_after_issue(runtime, invoice_id, number):  # the documents job renders them within a minute
         body += f"<p>{escape(texts['documents_later'])}</p>"
     return _page(language, f"{texts['issued_title']} {number}", body)

@@ -210,12 +210,10 @@ def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrat
             raise Invalid("--workers above 1 needs PostgreSQL: SQLite serves one process "
                           "(use --threads for concurrency)", code="sqlite_single_process")
         # the gunicorn workers read their settings from the environment after the fork
-        if run_worker is not None:
-            os.environ["JALON_RUN_WORKER"] = "1" if run_worker else "0"
-        if run_scheduler is not None:
-            os.environ["JALON_RUN_SCHEDULER"] = "1" if run_scheduler else "0"
-        if cpu_affinity is not None:
-            os.environ["JALON_CPU_AFFINITY"] = "1" if cpu_affinity else "0"
+        for name, flag in (("RUN_WORKER", run_worker), ("RUN_SCHEDULER", run_scheduler),
+                           ("CPU_AFFINITY", cpu_affinity)):
+            if flag is not None:
+                os.environ[f"JALON_{name}"] = "1" if flag else "0"
         if migrate:
             upgrade(obj.engine)
         obj.engine.dispose()

@@ -40,7 +40,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
-from jalon.core.db import is_postgresql, unit_of_work
+from jalon.core.db import is_postgresql, read_only_session, unit_of_work
 from jalon.core.errors import JalonError
 from jalon.core.models import Integration, NotificationChannel, OutboxMessage
 from jalon.core.types import utcnow
@@ -155,7 +155,7 @@ def send_these(
 def _statuses(runtime: Runtime, ids: Collection[int]) -> dict[int, str]:
     if not ids:
         return {}
-    with unit_of_work(runtime.sessionmaker) as session:
+    with read_only_session(runtime.sessionmaker) as session:
         rows = session.execute(select(OutboxMessage.id, OutboxMessage.status).where(OutboxMessage.id.in_(list(ids))))
         return {message_id: status for message_id, status in rows}
 

@@ -100,15 +100,17 @@ def accepted_secrets(integration: Any, settings: Settings, now: datetime) -> tup
 
 
 def integration_view(integration: Any, settings: Settings, now: datetime) -> IntegrationView:
-    """The read-only view a plugin gets of an integration (a row or an ORM object)."""
+    """The read-only view a plugin gets of an integration (a row or an ORM
+    object): its settings and credentials are copies behind read-only
+    mappings, so that a view shared between requests cannot be changed."""
     return IntegrationView(
         key=integration.key,
         source=integration.source,
         name=integration.name,
         base_url=integration.base_url,
-        settings=dict(integration.settings or {}),
+        settings=MappingProxyType(dict(integration.settings or {})),
         secrets=accepted_secrets(integration, settings, now),
-        credentials=dict(integration.credentials or {}),
+        credentials=MappingProxyType(dict(integration.credentials or {})),
     )
 
 
@@ -263,12 +265,7 @@ class Endpoints:
         view, until = endpoint.view, endpoint.view_until
         if view is None or (until is not None and now >= until):
             integration = endpoint.integration
-            secrets = accepted_secrets(integration, self.settings, now)
-            view = IntegrationView(
-                key=integration.key, source=integration.source, name=integration.name,
-                base_url=integration.base_url, settings=MappingProxyType(dict(integration.settings or {})),
-                secrets=secrets, credentials=MappingProxyType(dict(integration.credentials or {})),
-            )
+            view = integration_view(integration, self.settings, now)
             # the accepted secrets change when the previous one's overlap ends
             rotated_at = integration.secret_rotated_at
             until = rotated_at + self.overlap if (integration.previous_secret and rotated_at is not None
@@ -482,11 +479,10 @@ class Intake:
         self.sources = frozenset(sources(self.runtime.pm))
         self.inbox = Inbox(self.runtime.engine)
         self.endpoints = Endpoints(self.runtime.engine, self.runtime.settings)
-        # webhook requests being answered right now: the in-process worker gives way while there are
+        # webhook requests being answered right now, and started so far: the in-process
+        # worker gives way while there are (see jalon.connector.runners.Door)
         self.inflight = 0
         self.started = 0
-        self.idle = threading.Event()  # set while no webhook request is being answered
-        self.idle.set()
         self._inflight_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -499,14 +495,11 @@ class Intake:
                 with self._inflight_lock:
                     self.inflight += 1
                     self.started += 1
-                    self.idle.clear()
                 try:
                     return self.answer(environ, start_response, source, key)
                 finally:
                     with self._inflight_lock:
                         self.inflight -= 1
-                        if not self.inflight:
-                            self.idle.set()
         return self.app(environ, start_response)
 
     def answer(self, environ: dict[str, Any], start_response: Callable[..., Any], source: str,
@@ -582,7 +575,5 @@ def receive(source: str, key: str):  # type: ignore[no-untyped-def]
 def register_intake(app: Flask) -> None:
     intake = Intake(app, app.wsgi_app)
     app.extensions["jalon.intake"] = intake
-    app.extensions["jalon.sources"] = intake.sources
-    app.extensions["jalon.inbox"] = intake.inbox
     app.register_blueprint(bp)
     app.wsgi_app = intake  # type: ignore[method-assign]

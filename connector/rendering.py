@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from jalon.core import invoicing
 from jalon.core.db import unit_of_work
 from jalon.core.models import DOCUMENT_KINDS, Invoice, InvoiceDocument
 
@@ -46,10 +45,24 @@ def ensure_documents(factory: sessionmaker[Session], invoice_id: int) -> dict[st
     first when they are not, in a transaction of their own."""
     from jalon.core import documents  # WeasyPrint is heavy: imported when a document is needed
 
-    with unit_of_work(factory) as session:
-        invoicing.get_invoice(session, invoice_id)  # unknown -> invoice_not_found
-    # rendered with no transaction open: on SQLite a transaction holds the write lock
+    # unknown -> invoice_not_found; rendered with no transaction open (on SQLite a transaction
+    # holds the write lock)
     return documents.ensure_committed(factory, invoice_id)
+
+
+def store_after_issue(runtime: Any, invoice_id: int, number: str | None) -> bool:
+    """Once the issuing transaction has committed: wake the dispatcher (for the
+    messages the issue queued) and store the documents now, in a transaction
+    of their own (rendering never holds the numbering lock). False when
+    rendering failed: the invoice stays issued, and the documents job renders
+    them later."""
+    runtime.wake_dispatcher.set()
+    try:
+        ensure_documents(runtime.sessionmaker, invoice_id)
+    except Exception:
+        log.exception("invoice %s is issued but its documents could not be rendered now", number)
+        return False
+    return True
 
 
 def _unrendered(limit: int, skip: Iterable[int] = ()) -> Any:

@@ -69,8 +69,8 @@ class Door:
     were accepted (``runtime.intake_accepted``) over the last quarter of a
     second or more. ``wait_quiet()``: no webhook request has been answered
     for a few milliseconds, a gap between requests rather than the moment
-    between two of a burst; the web server's ``intake`` tells (its ``idle``
-    event, set while no request is being answered, and its ``started``
+    between two of a burst; the web server's ``intake`` tells (its
+    ``inflight`` count of requests being answered, and its ``started``
     count). Without one (``jalon worker``), the door is never quiet.
     """
 
@@ -122,7 +122,7 @@ class Door:
             if remaining <= 0:
                 return False
             time.sleep(min(self.QUIET_SECONDS, remaining))
-            if self.intake.idle.is_set() and self.intake.started == started:
+            if not self.intake.inflight and self.intake.started == started:
                 return True
 
 
@@ -187,7 +187,7 @@ class Runners:
     dispatcher: bool = True
     scheduler: bool = True
     owner: str = ""
-    # the web server's intake in this process (its ``idle`` event and ``started`` count), if any
+    # the web server's intake in this process (its ``inflight`` and ``started`` counts), if any
     intake: Any = None
 
     def __post_init__(self) -> None:

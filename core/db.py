@@ -138,8 +138,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def read_only_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose one transaction only reads. On SQLite it begins
     DEFERRED and without the writer's lock, so it neither waits for nor holds
-    up a write: worth it for a long read next to a busy writer. It must not
-    write (SQLite would refuse the upgrade of its snapshot to a write)."""
+    up a write: worth it for a long read next to a busy writer. Keep it to
+    reads: nothing refuses a write here, and on SQLite one would go without
+    the in-process writer's lock (and roll back at the end anyway)."""
     with factory() as session:
         session.connection(execution_options={READ_ONLY: True})
         try:

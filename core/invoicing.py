@@ -36,6 +36,10 @@ def business_today() -> date:
     return datetime.now(BUSINESS_TZ).date()
 
 
+# decimals of a line's quantity and unit price at most: what EN 16931 carries, enough for an hourly rate
+LINE_DECIMALS = 4
+
+
 @dataclass(frozen=True, slots=True)
 class LineSpec:
     description: str
@@ -50,8 +54,14 @@ class LineSpec:
         quantity = to_decimal(self.quantity, what="quantity")
         if quantity <= 0:
             raise Invalid("a line's quantity must be positive", code="invalid_quantity")
+        unit_price = to_decimal(self.unit_price, what="unit price")
+        for what, value in (("quantity", quantity), ("unit price", unit_price)):
+            # the invoice prints and the Factur-X carries what the net was computed from
+            if value.normalize().as_tuple().exponent < -LINE_DECIMALS:
+                raise Invalid(f"a line's {what} has at most {LINE_DECIMALS} decimals, not {value}",
+                              code="too_many_decimals")
         object.__setattr__(self, "quantity", quantity)
-        object.__setattr__(self, "unit_price", to_decimal(self.unit_price, what="unit price"))
+        object.__setattr__(self, "unit_price", unit_price)
         if self.unit not in UNITS:
             raise Invalid(
                 f"unit must be one of {', '.join(UNITS)} (UN/ECE rec. 20), not {self.unit!r}",

@@ -8,7 +8,6 @@ Finance tokens may write here as well as admin tokens.
 from __future__ import annotations
 
 import io
-import logging
 import re
 import unicodedata
 from typing import Any
@@ -22,19 +21,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from jalon.core import approval, catalog, invoicing, payments
-from jalon.core.errors import Conflict
 from jalon.core.models import INVOICE_KINDS, INVOICE_STATUSES, Client, Contract, Entity, Invoice
 from jalon.core.vat import Vat
 
 from .. import notify, sending
-from ..rendering import ensure_documents
+from ..rendering import ensure_documents, store_after_issue
 from . import Blueprint
 from .context import actor, db, protect
 from .fields import DecimalString, MoneyAmount, PageArgs, Schema, VatIn, VatOut, currency_field, page_of, paginate
 
 blp = Blueprint("invoices", __name__, url_prefix="/invoices", description="Invoices and credit notes")
 protect(blp, write_scopes=("admin", "finance"))
-log = logging.getLogger("jalon.connector.api.invoices")
 
 
 # ---------------------------------------------------------------- input
@@ -256,18 +253,11 @@ def line_specs(lines: list[dict[str, Any]]) -> list[invoicing.LineSpec]:
 
 
 def _issued(invoice: Invoice) -> Invoice:
-    """Commit the issue, then store the documents in a transaction of their
-    own: rendering never holds the numbering lock. Should rendering fail, the
-    invoice stays issued and the documents job renders them later."""
+    """Commit the issue, then store the documents (:func:`store_after_issue`)."""
     session = db()
     notify.on_invoice_issued(session, invoice)
     session.commit()
-    runtime = current_app.extensions["jalon"]
-    runtime.wake_dispatcher.set()
-    try:
-        ensure_documents(runtime.sessionmaker, invoice.id)
-    except Exception:
-        log.exception("invoice %s is issued but its documents could not be rendered now", invoice.number)
+    store_after_issue(current_app.extensions["jalon"], invoice.id, invoice.number)
     return invoice
 
 
@@ -387,12 +377,10 @@ def cancel(data, invoice_id):  # type: ignore[no-untyped-def]
 
 
 def _document(invoice_id: int, kind: str):  # type: ignore[no-untyped-def]
-    session = db()
-    invoice = invoicing.get_invoice(session, invoice_id)
-    if invoice.number is None:
-        raise Conflict(f"invoice {invoice_id} is {invoice.status}: only an issued invoice has documents",
-                       code="invoice_not_issued")
-    session.commit()  # rendering, if the documents are not stored yet, happens in a transaction of its own
+    # the request's transaction (its token's check) ends first: rendering, if the documents are not
+    # stored yet, happens outside any transaction. Unknown -> invoice_not_found, not issued ->
+    # invoice_not_issued
+    db().commit()
     document = ensure_documents(current_app.extensions["jalon"].sessionmaker, invoice_id)[kind]
     response = send_file(io.BytesIO(document.content), mimetype=document.media_type, etag=document.sha256,
                          conditional=True)

@@ -10,6 +10,7 @@ other absorbs the conflict inside a SAVEPOINT and returns the winner's rows.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from .. import guards as _guards  # noqa: F401  (the append-only guard covers the documents)
 from ..db import unit_of_work
+from ..errors import NotFound
 from ..models import DOCUMENT_KINDS, Invoice, InvoiceDocument
 from .view import require_issued
 
@@ -38,7 +40,8 @@ def document(invoice: Invoice, kind: str, content: bytes) -> InvoiceDocument:
     return InvoiceDocument(
         invoice_id=invoice.id,
         kind=kind,
-        filename=f"{invoice.number}.{kind}",
+        # a prefix may hold a '/' ("F/2026-00001"): in a file name it would read as a folder
+        filename=re.sub(r'[\\/"]', "-", f"{invoice.number}.{kind}"),
         media_type=MEDIA_TYPES[kind],
         content=content,
         sha256=hashlib.sha256(content).hexdigest(),
@@ -79,7 +82,9 @@ def ensure_committed(factory: sessionmaker[Session], invoice_id: int) -> dict[st
             select(Invoice)
             .where(Invoice.id == invoice_id)
             .options(selectinload(Invoice.lines), joinedload(Invoice.corrects))
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if invoice is None:
+            raise NotFound(f"no invoice {invoice_id}", code="invoice_not_found")
         require_issued(invoice)
     rendered = render(invoice)
     with unit_of_work(factory) as session:

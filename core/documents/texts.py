@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-LANGUAGES = ("fr", "en")
+from ..catalog import LANGUAGES
 LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {
         "title": {"invoice": "FACTURE", "credit_note": "AVOIR"},
+        "colon": " :",  # French typography: a space before the colon
         "number": "Numéro",
         "issue_date": "Date d'émission",
         "service_date": "Date de la prestation ou de la livraison",
@@ -84,6 +85,7 @@ TEXTS: dict[str, dict[str, Any]] = {
     },
     "en": {
         "title": {"invoice": "INVOICE", "credit_note": "CREDIT NOTE"},
+        "colon": ":",
         "number": "Number",
         "issue_date": "Issue date",
         "service_date": "Date of supply",

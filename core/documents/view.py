@@ -20,15 +20,15 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
 from ..errors import Conflict
-from ..invoicing import VatGroup, invoice_totals
+from ..invoicing import LINE_DECIMALS, VatGroup, invoice_totals
 from ..models import Invoice, InvoiceLine
 from ..money import Money, minor_unit, quantize
 from ..terms import PaymentTerms
 from . import texts
 
 ISSUED_STATES = ("issued", "partially_paid", "paid", "credited")
-# EN 16931 allows 4 decimals for a unit price or a quantity: enough for an hourly rate
-PRICE_PLACES = 4
+# the decimals a line's quantity and unit price may have (refused beyond, when the draft is written)
+PRICE_PLACES = LINE_DECIMALS
 # what XML 1.0 cannot carry (C0 controls but tab, line feed and carriage return; lone
 # surrogates; U+FFFE/U+FFFF): a task title pasted with a vertical tab must not make an
 # issued invoice unrenderable
@@ -104,7 +104,6 @@ class Note:
 @dataclass(frozen=True)
 class InvoiceView:
     language: str
-    locale: str
     kind: str
     type_code: str
     title: str
@@ -225,7 +224,6 @@ def build(invoice: Invoice) -> InvoiceView:
     legal = _seller_legal(words, seller, fmt.locale)
     view = dict(
         language=language,
-        locale=fmt.locale,
         kind=invoice.kind,
         type_code="381" if invoice.kind == "credit_note" else "380",
         title=words["title"][invoice.kind],
@@ -316,7 +314,7 @@ def _line(line: InvoiceLine, words: dict[str, Any], fmt: _Format) -> Line:
 
 
 def _vat_row(group: VatGroup, words: dict[str, Any], fmt: _Format) -> VatRow:
-    reason = group.vat.exemption_reason
+    reason = xml_safe(group.vat.exemption_reason)
     return VatRow(
         category=group.vat.category,
         rate=plain(group.vat.rate, 2),
@@ -377,8 +375,7 @@ def _notes(view: dict[str, Any], words: dict[str, Any], legal: str) -> tuple[Not
     French practice uses: AAB discount, PMD penalties, PMT the 40 € indemnity,
     REG the seller's legal identity, TXD tax options, AAI the operation's nature."""
     notes = [
-        Note("AAI", f"{words['operation_nature']} : {view['operation_nature_text']}"
-             if view["language"] == "fr" else f"{words['operation_nature']}: {view['operation_nature_text']}"),
+        Note("AAI", f"{words['operation_nature']}{words['colon']} {view['operation_nature_text']}"),
         Note("AAB", view["discount_text"]),
         Note("PMD", view["penalty_text"]),
         Note("PMT", view["indemnity_text"]),

@@ -92,6 +92,20 @@ def test_approve_refuses_an_unknown_field(finance, draft_id, uow):
     assert invoice(uow, draft_id).status == "draft"
 
 
+def test_approving_out_of_chronology_is_refused_and_the_invoice_stays_a_draft(finance, draft_id, uow):
+    with uow() as session:
+        assert factories.issued(session).number == "F2026-00001"  # issued on 2026-11-02
+    response = finance.post(f"/api/v1/invoices/{draft_id}/approve", json={"issue_date": "2026-11-01"})
+    body = assert_problem(response, 409, "issue_date_out_of_order")
+    assert "2026-11-01" in body["detail"] and "2026-11-02" in body["detail"]
+    refused = invoice(uow, draft_id)
+    assert (refused.status, refused.number, refused.issued_by) == ("draft", None, None)
+    assert actions(uow, draft_id) == [("invoice.drafted", "finance")]  # the approval record rolled back with it
+    assert documents(uow, draft_id) == []
+    body = finance.post(f"/api/v1/invoices/{draft_id}/approve", json={"issue_date": "2026-11-02"}).json
+    assert body["number"] == "F2026-00002"  # the refusal used no number
+
+
 def test_a_draft_has_no_documents_nor_sending_in_its_detail(finance, draft_id):
     body = finance.get(f"/api/v1/invoices/{draft_id}").json
     assert body["documents"] is None and body["sending"] is None
@@ -199,6 +213,25 @@ def test_a_link_to_an_invoice_issued_meanwhile_is_refused_and_stays_unused(app, 
     assert "invoice_not_draft" in text and number in text
     with uow() as session:
         assert session.scalar(select(ApprovalLink.used_at)) is None
+
+
+def test_opening_a_link_to_an_invoice_approved_meanwhile_shows_a_409_page_and_changes_nothing(app, finance,
+                                                                                            draft_id, uow):
+    token = make_link(uow, draft_id)
+    number = finance.post(f"/api/v1/invoices/{draft_id}/approve", json={}).json["number"]
+    before = actions(uow, draft_id)
+    response = app.test_client().get(f"/approve/{token}")
+    assert response.status_code == 409 and response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-store"
+    text = page_text(response)
+    assert '<p class="code">invoice_not_draft</p>' in text and "<form" not in text
+    assert f"Cette facture n'est plus un brouillon (issued, {number}) : il n'y a rien à approuver." in text
+    with uow() as session:
+        link = session.execute(select(ApprovalLink)).scalar_one()
+    assert (link.used_at, link.used_by) == (None, None)
+    approved = invoice(uow, draft_id)
+    assert (approved.status, approved.number, approved.issued_by) == ("issued", number, "token:compta")
+    assert actions(uow, draft_id) == before
 
 
 @pytest.mark.parametrize("headers", [

@@ -209,3 +209,17 @@ def test_a_draft_with_a_deposit_shows_the_net_amount_due(finance, world):
 def test_a_bad_deposit_is_refused_and_no_draft_is_written(finance, world, prepaid, status, code):
     assert_problem(finance.post("/api/v1/invoices", json={**DRAFT, "prepaid_amount": prepaid}), status, code)
     assert finance.get("/api/v1/invoices").json["total"] == 0
+
+
+@pytest.mark.parametrize("line", [
+    {**LINE, "unit_price": "0.123456"},  # printed 0,1235 € while the net came from 0.123456
+    {**LINE, "quantity": "1.00001"},
+])
+def test_a_line_with_more_than_four_decimals_is_refused_and_no_draft_is_written(finance, world, line):
+    assert_problem(finance.post("/api/v1/invoices", json={**DRAFT, "lines": [line]}), 422, "too_many_decimals")
+    assert finance.get("/api/v1/invoices").json["total"] == 0
+
+
+def test_trailing_zeros_are_not_decimals(finance, world):
+    body = draft(finance, lines=[{**LINE, "unit_price": "600.000000", "quantity": "2.50000"}])
+    assert body["total_net"] == "1500.00"

@@ -119,3 +119,13 @@ def test_the_body_names_either_invoices_or_all_issued(finance, world):
     for body in ({}, {"all_issued": False}, {"all_issued": True, "invoice_ids": [1]}, {"invoice_ids": []},
                  {"invoice_ids": ["1"]}):
         assert_problem(finance.post("/api/v1/invoices/send", json=body), 422, "validation_failed")
+
+
+def test_more_than_a_thousand_invoices_at_once_is_refused_and_nothing_is_queued(finance, world, uow):
+    invoice = issued(finance)
+    body = assert_problem(finance.post("/api/v1/invoices/send", json={"invoice_ids": [invoice["id"]] * 1001}),
+                          422, "validation_failed")
+    assert "invoice_ids" in body["errors"]
+    assert sends(uow) == []
+    at_the_limit = finance.post("/api/v1/invoices/send", json={"invoice_ids": [invoice["id"]] * 1000})
+    assert at_the_limit.status_code == 202 and at_the_limit.json["queued"] == 1

@@ -213,6 +213,20 @@ def test_an_unknown_number_refuses_the_whole_command(db_url, uow, mailbox):
     assert sends(uow) == [] and mailbox.messages == []
 
 
+def test_a_number_two_entities_share_is_ambiguous_and_refuses_the_command(db_url, uow, mailbox):
+    ids = issue(uow, 2)  # atelier: F2026-00001, F2026-00002
+    with uow() as session:
+        catalog.upsert_entity(session, {**factories.ENTITY, "code": "studio", "name": "Studio SAS"}, actor="test")
+        studio = factories.issued(session, entity="studio")  # the same prefix: F2026-00001 again
+        shared, first, alone = studio.number, session.get(Invoice, ids[0]).number, session.get(Invoice, ids[1]).number
+    assert shared == first == "F2026-00001"
+    result = cli(db_url, mailbox.port, alone, shared)
+    assert result.exit_code == 1
+    assert ("error [invoice_number_ambiguous]: 2 entities have an invoice numbered F2026-00001: send it by id"
+            in result.output)
+    assert sends(uow) == [] and mailbox.messages == []  # not even the unambiguous one
+
+
 def test_a_named_invoice_whose_client_has_no_e_mail_refuses_the_command(db_url, uow, mailbox):
     ids = issue(uow, 1, clients=[{**factories.CLIENT, "billing_emails": []}])
     with uow() as session:

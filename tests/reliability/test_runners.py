@@ -193,7 +193,7 @@ def test_the_door_is_bursting_above_the_rate_and_quiet_only_after_a_pause_betwee
 
     clock = [1000.0]
     monkeypatch.setattr(runners.time, "monotonic", lambda: clock[0])
-    intake = SimpleNamespace(idle=threading.Event(), started=0)
+    intake = SimpleNamespace(inflight=1, started=0)
     runtime = SimpleNamespace(settings=Settings(worker_yield_above=100.0), intake_accepted=0)
     door = runners.Door(runtime, intake)  # type: ignore[arg-type]
     assert not door.bursting()
@@ -210,7 +210,7 @@ def test_the_door_is_bursting_above_the_rate_and_quiet_only_after_a_pause_betwee
     # a request being answered: not quiet, whatever the wait
     assert door.wait_quiet(0.05) is False
     # no request being answered, none starting: quiet after QUIET_SECONDS
-    intake.idle.set()
+    intake.inflight = 0
     began = time.monotonic()
     assert door.wait_quiet(5.0) is True
     assert time.monotonic() - began < 1.0

@@ -11,9 +11,9 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from jalon.core import documents
+from jalon.core import catalog, documents
 from jalon.core.db import unit_of_work
-from jalon.core.errors import Conflict, ImmutableRecord
+from jalon.core.errors import Conflict, ImmutableRecord, NotFound
 from jalon.core.models import Invoice, InvoiceDocument
 
 from tests.factories import draft, issued
@@ -118,6 +118,20 @@ def test_ensure_committed_refuses_a_draft(world):
     with pytest.raises(Conflict) as refused:
         documents.ensure_committed(world, draft_id)
     assert refused.value.code == "invoice_not_issued"
+
+
+def test_ensure_committed_refuses_an_unknown_invoice(world):
+    with pytest.raises(NotFound) as refused:
+        documents.ensure_committed(world, 999_999)
+    assert refused.value.code == "invoice_not_found"
+
+
+def test_a_prefix_with_a_slash_gives_file_names_without_one(world):
+    with unit_of_work(world) as session:
+        catalog.get_entity(session, "atelier").invoice_prefix = "F/"
+        invoice_id = issued(session).id
+    stored = documents.ensure_committed(world, invoice_id)
+    assert (stored["pdf"].filename, stored["xml"].filename) == ("F-2026-00001.pdf", "F-2026-00001.xml")
 
 
 @pytest.mark.parametrize("state", ["draft", "cancelled"])

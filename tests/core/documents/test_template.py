@@ -5,10 +5,13 @@ reaches the page as text, never as markup, whatever characters it holds."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from weasyprint import HTML
 
 from jalon.core import documents
 from jalon.core.documents import pdf, view
+from jalon.core.vat import Vat
 
 from tests.core.documents.cases import CASES
 from tests.core.documents.helpers import issue, load, one, pdf_text, xml_tree
@@ -52,3 +55,12 @@ def test_typed_text_is_printed_as_text_and_characters_xml_refuses_become_spaces(
     assert one(tree, "//ram:SpecifiedTradeProduct/ram:Name") == HOSTILE + " ligne deux"
     assert one(tree, "//ram:BuyerTradeParty/ram:Name") == "Lumière <script>alert(1)</script> & Cie"
     assert one(tree, "//ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID") == "PO-<1>& 2"
+
+
+def test_an_exemption_reason_with_a_character_xml_refuses_still_renders(world):
+    reason = "Exonération\x0b de TVA, article 261-4-4° du CGI"
+    invoice_id = issue(world, line("1000.00", vat=Vat("E", Decimal("0"), reason)))
+    rendered = documents.render(load(world, invoice_id))
+    safe = reason.replace("\x0b", " ")
+    assert " ".join(safe.split()) in pdf_text(rendered.pdf)
+    assert one(xml_tree(rendered.xml), "//ram:ApplicableTradeTax/ram:ExemptionReason") == safe
