@@ -10,15 +10,22 @@ than the next and each one refusing before anything is stored:
 3. the source plugin verifies authenticity on the RAW bytes (401, stored nowhere);
 4. the delivery is inserted in the inbox under its idempotency key and
    committed, then answered 202 (or 200 ``duplicate`` when the key is known).
+   The transaction that inserts it reads the integration first: a delivery is
+   stored only if the integration is still the one it was checked against in
+   steps 2 and 3; otherwise they run again on the row as it now stands. So a
+   change (a new secret, a disabled integration) counts from the next
+   delivery on, in any process, even for a delivery verified just before the
+   change and not yet stored.
 
 No PM-tool REST call and no billing work happens here: the worker does both.
 
 The path is the hot one of the service (a PM tool may send bursts of
 thousands), so it is served by :class:`Intake`, a WSGI middleware in front of
 Flask: the request never builds Flask's request context, routing or response
-objects, the integration is read with one prepared query on a raw connection
-(its plugin view is rebuilt only when the row changed), and on SQLite the
-deliveries of concurrent requests are committed together (:class:`Inbox`).
+objects, the integration the process already knows is used at once (the
+storing transaction confirms it, see step 4; :class:`Endpoints`), and on
+SQLite the deliveries of concurrent requests are committed together, the
+integration read once for them all (:class:`Inbox`).
 Refusals and errors still go through the app's one error handler, so every
 answer other than the 2xx is the same JSON problem as anywhere else.
 """
@@ -78,9 +85,16 @@ _INTEGRATION_COLUMNS = (
 # the values intake stores for a delivery, in this order
 DELIVERY_KEYS = ("integration_id", "source", "idempotency_key", "received_at", "headers", "body", "body_sha256",
                  "status", "attempts", "next_attempt_at", "outcomes")
+# those every new delivery starts with
+NEW_DELIVERY: Mapping[str, Any] = MappingProxyType({"status": "pending", "attempts": 0, "outcomes": []})
 
 # built once: the request only binds values
 _BY_KEY = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.key == bindparam("key"))
+_BY_ID = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.id == bindparam("id"))
+# Inbox.store's answer for a delivery checked against an integration that has changed since
+STALE = -1
+# how many times a delivery is checked again when the integration keeps changing under it
+_CHECKS = 5
 _ACCEPTED = "202 ACCEPTED"
 _DUPLICATE = "200 OK"
 _DUPLICATE_BODY = json.dumps({"status": "duplicate"}).encode()
@@ -115,29 +129,23 @@ def integration_view(integration: Any, settings: Settings, now: datetime) -> Int
 
 
 def stored_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
-    """The headers kept with a delivery: lower-cased, without credentials and
-    without any header whose value carries a secret (GitLab-style token headers)."""
-    kept: dict[str, str] = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower in DROPPED_HEADERS:
-            continue
-        if any(secret and secret in value for secret in secrets):
-            continue
-        kept[lower] = value
-    return kept
+    """The headers kept with a delivery (``headers`` as :func:`request_headers`
+    gives them, names in lower case): without credentials and without any
+    header whose value carries a secret (GitLab-style token headers)."""
+    secrets = tuple(secret for secret in secrets if secret)
+    return {name: value for name, value in headers.items()
+            if name not in DROPPED_HEADERS and not any(secret in value for secret in secrets)}
 
 
 def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     """The request's headers with lower-case names, read from the WSGI
     environ as Werkzeug reads them (``HTTP_*``, plus the content type and length)."""
-    headers: dict[str, str] = {}
-    for name, value in environ.items():
-        if name.startswith("HTTP_"):
-            if name != "HTTP_CONTENT_TYPE" and name != "HTTP_CONTENT_LENGTH":
-                headers[name[5:].replace("_", "-").lower()] = value
-        elif (name == "CONTENT_TYPE" or name == "CONTENT_LENGTH") and value:
-            headers[name.replace("_", "-").lower()] = value
+    headers = {name[5:].replace("_", "-").lower(): value for name, value in environ.items()
+               if name[:5] == "HTTP_" and name != "HTTP_CONTENT_TYPE" and name != "HTTP_CONTENT_LENGTH"}
+    for name, header in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        value = environ.get(name)
+        if value:
+            headers[header] = value
     return headers
 
 
@@ -208,12 +216,18 @@ class _Row:
 
 
 class Endpoints:
-    """Integrations by key, read on every delivery: one prepared query on a
-    raw connection, so a change (a new secret, a disabled integration) counts
-    from the next delivery on, in any process. What is derived from the row
-    (its typed values, the view handed to the plugin) is rebuilt only when
-    the row differs from the one it was built from, and the view when the
-    rotation overlap of a previous secret ends.
+    """Integrations by key, as this process last read them (``known``), and
+    read afresh (``lookup``): one prepared query on a raw connection.
+
+    A delivery is checked against the known integration, and the transaction
+    that stores it confirms that the integration's row is still the same
+    (:class:`Inbox`); a refusal, or a row found changed there, sends the
+    delivery back to a fresh lookup. So the common delivery costs no query
+    of its own and a change (a new secret, a disabled integration) still
+    counts from the next delivery on, in any process. What is derived from
+    the row (its typed values, the view handed to the plugin) is rebuilt
+    only when the row differs from the one it was built from, and the view
+    when the rotation overlap of a previous secret ends.
 
     The connections are intake's own (autocommit, read-only on SQLite): one
     per request thread looking up at the same moment, at most."""
@@ -250,9 +264,15 @@ class Endpoints:
         self.connections.put(held)
         return None if row is None else tuple(row)
 
+    def known(self, key: str) -> _Endpoint | None:
+        """The integration as this process last read it (no query), if it did."""
+        return self.cache.get(key)
+
     def lookup(self, key: str) -> _Endpoint | None:
+        """The integration as it stands now."""
         row = self._fetch(key)
         if row is None:
+            self.cache.pop(key, None)
             return None
         endpoint = self.cache.get(key)
         if endpoint is None or endpoint.row != row:
@@ -312,10 +332,11 @@ class _Pending:
     is woken once, for its own reason (a shared condition would wake every
     waiting thread at every commit, each to find its delivery still queued)."""
 
-    __slots__ = ("values", "done", "delivery_id", "error", "wake")
+    __slots__ = ("values", "checked", "done", "delivery_id", "error", "wake")
 
-    def __init__(self, values: dict[str, Any]):
+    def __init__(self, values: dict[str, Any], checked: tuple[Any, ...]):
         self.values = values
+        self.checked = checked
         self.done = False
         self.delivery_id: int | None = None
         self.error: BaseException | None = None
@@ -324,32 +345,74 @@ class _Pending:
 
 
 class _RawInsert:
-    """The inbox's Core ``INSERT``, compiled once for the engine's dialect and
-    run on a raw DBAPI cursor, its values converted by the columns' own bind
-    processors: what SQLAlchemy would send, without its per-statement
-    machinery (which costs more than the insert on this path)."""
+    """The inbox's Core ``INSERT`` of ``count`` rows at once (``sql(count)``,
+    compiled once per count for the engine's dialect), run on a raw DBAPI
+    cursor, its values converted by the columns' own bind processors: what
+    SQLAlchemy would send, without its per-statement machinery (which costs
+    more than the insert on this path). It returns (id, integration, key) of
+    each row inserted; a row whose key is known is left out (``ON CONFLICT DO
+    NOTHING``). The values of ``fixed`` are converted once, here; a value
+    given for two columns (the time received, which is also the first
+    attempt's) once per row."""
 
-    def __init__(self, statement: Any, dialect: Any, keys: list[str]):
-        compiled = statement.compile(dialect=dialect, column_keys=keys)
-        self.sql = compiled.string
-        names = compiled.positiontup
-        if not dialect.positional or names is None:
+    # rows per statement at most (SQLite allows 32,766 parameters from 3.32 on)
+    MAX_ROWS = 500
+
+    def __init__(self, insert: Any, dialect: Any, keys: list[str], fixed: Mapping[str, Any]):
+        if not dialect.positional:
             raise ValueError(f"{dialect.name}: a positional paramstyle is expected")
-        self.params = [(name, _DELIVERIES.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                       for name in names]
+        self.insert, self.dialect, self.keys = insert, dialect, keys
+        self._sql: dict[int, str] = {}
+        sql, names = self._compile(1)
+        self._sql[1] = sql
+        names = [name.rpartition("_")[0] for name in names]  # the columns, in the statement's order
+        processors = [_DELIVERIES.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+        self.template = [None if name not in fixed else fixed[name] if process is None else process(fixed[name])
+                         for name, process in zip(names, processors)]
+        self.varying = [(index, name, process) for index, (name, process) in enumerate(zip(names, processors))
+                        if name not in fixed]
 
-    def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[name] if process is None else process(values[name]) for name, process in self.params)
+    def _compile(self, count: int) -> tuple[str, list[str]]:
+        statement = (self.insert(_DELIVERIES)
+                     .values([{key: bindparam(f"{key}_{n}") for key in self.keys} for n in range(count)])
+                     .on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
+                     .returning(_DELIVERIES.c.id, _DELIVERIES.c.integration_id, _DELIVERIES.c.idempotency_key))
+        compiled = statement.compile(dialect=self.dialect)
+        return compiled.string, list(compiled.positiontup or ())
+
+    def sql(self, count: int) -> str:
+        sql = self._sql.get(count)
+        if sql is None:
+            sql = self._sql[count] = self._compile(count)[0]
+        return sql
+
+    def row(self, values: Mapping[str, Any]) -> list[Any]:
+        out = self.template.copy()
+        converted: dict[int, Any] = {}
+        for index, name, process in self.varying:
+            value = values[name]
+            if process is not None:
+                done = converted.get(id(value), converted)
+                if done is converted:
+                    done = converted[id(value)] = process(value)
+                value = done
+            out[index] = value
+        return out
 
 
 class Inbox:
-    """Inserts deliveries, ``ON CONFLICT DO NOTHING`` on (integration, key).
+    """Inserts deliveries, ``ON CONFLICT DO NOTHING`` on (integration, key),
+    each only if its integration's row is still the one it was checked
+    against (the raw row :class:`Endpoints` read): the transaction reads the
+    integration first, and a delivery whose integration changed is not
+    inserted (:data:`STALE`).
 
     On SQLite, commits are grouped: every commit waits for the disk (``fsync``)
     and SQLite writes one transaction at a time, so one commit per request
     would cap intake at one delivery per fsync. Instead, the request thread
     that takes the commit lock commits, in one transaction, every delivery
-    queued while the previous commit was on disk; the others wait for it. No
+    queued while the previous commit was on disk (their integration read once
+    for them all); the others wait for it. No
     delivery is acknowledged before the commit that holds it returns, so
     durability is unchanged. That transaction runs on a raw connection of the
     engine, under the engine's in-process write lock
@@ -364,21 +427,34 @@ class Inbox:
         self.statement = (self.insert(_DELIVERIES)
                           .on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
                           .returning(_DELIVERIES.c.id))
+        self.current_sql = _BY_ID.compile(dialect=engine.dialect).string
+        self.positional = engine.dialect.positional
         # the deliveries waiting for the next commit, and whether one is under way
         self._queue: list[_Pending] = []
         self._committing = False
         self._turn = threading.Lock()
         if self.grouped:
-            self._raw = _RawInsert(self.statement, engine.dialect, list(DELIVERY_KEYS))
+            self._raw = _RawInsert(self.insert, engine.dialect, list(DELIVERY_KEYS), NEW_DELIVERY)
             self._write_lock = sqlite_write_lock(engine)
             self._writer: Any = None  # the pool's proxy of the raw connection, held while it works
 
-    def store(self, values: dict[str, Any]) -> int | None:
-        """Insert and commit; the new delivery's id, or None for a duplicate."""
+    def _current(self, execute: Callable[[str, Any], Any], integration_id: int) -> tuple[Any, ...] | None:
+        """The integration's row as the transaction sees it (``execute`` runs
+        raw SQL and returns the cursor)."""
+        row = execute(self.current_sql, (integration_id,) if self.positional else {"id": integration_id}).fetchone()
+        return None if row is None else tuple(row)
+
+    def store(self, values: dict[str, Any], checked: tuple[Any, ...]) -> int | None:
+        """Insert and commit a new delivery (``values``: those of
+        :data:`DELIVERY_KEYS` but :data:`NEW_DELIVERY`'s): its id, None for a
+        duplicate, or :data:`STALE` (nothing stored) when the integration's
+        row is no longer ``checked``, the row the delivery was checked against."""
         if not self.grouped:
             with self.engine.begin() as conn:
-                return conn.execute(self.statement, values).scalar()
-        item = _Pending(values)
+                if self._current(conn.exec_driver_sql, values["integration_id"]) != checked:
+                    return STALE
+                return conn.execute(self.statement, {**values, **NEW_DELIVERY}).scalar()
+        item = _Pending(values, checked)
         with self._turn:
             self._queue.append(item)
             leader = not self._committing
@@ -425,8 +501,11 @@ class Inbox:
             item.delivery_id, item.done = delivery_id, True
 
     def _write(self, batch: list[_Pending]) -> list[int | None]:
-        """One transaction: BEGIN IMMEDIATE, the inserts, COMMIT (fsync)."""
-        rows = [self._raw.row(item.values) for item in batch]
+        """One transaction: BEGIN IMMEDIATE, the integrations of the batch,
+        one insert of the deliveries checked against them as they stand,
+        COMMIT (fsync). Few statements, whatever the batch: between two, the
+        thread must take the interpreter's lock again, from request threads
+        that all want it."""
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         connection = self._writer.dbapi_connection
@@ -437,11 +516,30 @@ class Inbox:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    ids = []
-                    for row in rows:
-                        cursor.execute(self._raw.sql, row)
-                        found = cursor.fetchone()  # no row: the key is known, a duplicate
-                        ids.append(None if found is None else found[0])
+                    ids: list[int | None] = [None] * len(batch)
+                    current: dict[int, tuple[Any, ...] | None] = {}
+                    insert: list[int] = []
+                    for index, item in enumerate(batch):
+                        integration_id = item.values["integration_id"]
+                        if integration_id not in current:
+                            current[integration_id] = self._current(cursor.execute, integration_id)
+                        if current[integration_id] != item.checked:
+                            ids[index] = STALE
+                        else:
+                            insert.append(index)
+                    for start in range(0, len(insert), self._raw.MAX_ROWS):
+                        chunk = insert[start:start + self._raw.MAX_ROWS]
+                        params: list[Any] = []
+                        for index in chunk:
+                            params += self._raw.row(batch[index].values)
+                        cursor.execute(self._raw.sql(len(chunk)), params)
+                        new = {(integration_id, key): delivery_id
+                               for delivery_id, integration_id, key in cursor.fetchall()}
+                        for index in chunk:
+                            values = batch[index].values
+                            # a key left out is known: a duplicate (the second copy of a key
+                            # within the chunk too, the first one took the id)
+                            ids[index] = new.pop((values["integration_id"], values["idempotency_key"]), None)
                     cursor.execute("COMMIT")
                 except BaseException:
                     if connection.in_transaction:
@@ -521,42 +619,65 @@ class Intake:
         if source not in self.sources:
             raise _not_found()
         now = utcnow()
-        endpoint = self.endpoints.lookup(key)  # no lock is held while the plugin verifies
-        if endpoint is None or not endpoint.enabled or endpoint.source != source:
-            raise _not_found()
-        view = self.endpoints.view(endpoint, now)
         headers = request_headers(environ)
-        try:
-            authentic = runtime.pm.hook.jalon_source_verify(
-                source=source, integration=view, headers=headers, body=body, now=now
-            )
-        except Exception as error:  # a plugin choking on garbage is a refusal, not a 500
-            log.warning("verification raised %s for %s/%s: refused", type(error).__name__, source, key)
-            authentic = False
-        if authentic is not True:
-            raise Problem(401, "signature_invalid", "the delivery could not be authenticated")
-
-        values = {
-            "integration_id": endpoint.id,
-            "source": source,
-            "idempotency_key": idempotency_key(runtime, source, view, headers, body),
-            "received_at": now,
-            "headers": stored_headers(headers, view.secrets),
-            "body": body,
-            "body_sha256": hashlib.sha256(body).hexdigest(),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "outcomes": [],
-        }
-        # the 2xx below is sent only once the row is committed (durable)
-        delivery_id = self.inbox.store(values)
+        # the integration as this process knows it; a refusal is only given on a fresh
+        # read, and the storing transaction confirms an acceptance (see Endpoints)
+        endpoint, fresh = self.endpoints.known(key), False
+        for _ in range(_CHECKS):
+            if endpoint is None:
+                endpoint, fresh = self.endpoints.lookup(key), True  # no lock is held while the plugin verifies
+            checked = self._check(endpoint, source, key, headers, body, now, fresh)
+            if isinstance(checked, Problem):
+                if fresh:
+                    raise checked
+                endpoint = None
+                continue
+            assert endpoint is not None
+            values = {
+                "integration_id": endpoint.id,
+                "source": source,
+                "idempotency_key": idempotency_key(runtime, source, checked, headers, body),
+                "received_at": now,
+                "headers": stored_headers(headers, checked.secrets),
+                "body": body,
+                "body_sha256": hashlib.sha256(body).hexdigest(),
+                "next_attempt_at": now,
+            }
+            # the 2xx below is sent only once the row is committed (durable)
+            delivery_id = self.inbox.store(values, endpoint.row)
+            if delivery_id != STALE:
+                break
+            endpoint = None  # changed since it was read: read it again, check again
+        else:
+            raise Problem(503, "integration_changing", "the integration kept changing while the delivery was "
+                          "stored; send it again", headers={"Retry-After": "1"})
 
         if delivery_id is None:
             return _DUPLICATE, _DUPLICATE_BODY
         runtime.intake_accepted += 1
-        runtime.wake_worker.set()
+        wake = runtime.wake_worker
+        if not wake.is_set():
+            wake.set()
         return _ACCEPTED, b'{"status": "accepted", "delivery": %d}' % delivery_id
+
+    def _check(self, endpoint: _Endpoint | None, source: str, key: str, headers: dict[str, str], body: bytes,
+               now: datetime, fresh: bool) -> IntegrationView | Problem:
+        """Steps 2 and 3 against ``endpoint``: the plugin's view of the
+        integration, or the refusal (404, 401)."""
+        if endpoint is None or not endpoint.enabled or endpoint.source != source:
+            return _not_found()
+        view = self.endpoints.view(endpoint, now)
+        try:
+            authentic = self.runtime.pm.hook.jalon_source_verify(
+                source=source, integration=view, headers=headers, body=body, now=now
+            )
+        except Exception as error:  # a plugin choking on garbage is a refusal, not a 500
+            if fresh:
+                log.warning("verification raised %s for %s/%s: refused", type(error).__name__, source, key)
+            authentic = False
+        if authentic is not True:
+            return Problem(401, "signature_invalid", "the delivery could not be authenticated")
+        return view
 
     def dispose(self) -> None:
         self.endpoints.dispose()

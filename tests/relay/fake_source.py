@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from jalon.connector.hookspecs import hookimpl
@@ -32,6 +33,8 @@ class FakeSource:
         self.reads_version_2 = False
         self.translate_error: Exception | None = None
         self.verify_error: Exception | None = None
+        # called as verification starts: stands for what another process does meanwhile
+        self.while_verifying: Callable[[], None] | None = None
         self.translated: list[int] = []
         self.processed: list[tuple[int, list]] = []
         self.comments: list[Comment] = []
@@ -45,6 +48,8 @@ class FakeSource:
     def jalon_source_verify(self, source, integration, headers, body, now):  # type: ignore[no-untyped-def]
         if source != self.name:
             return None
+        if self.while_verifying is not None:
+            self.while_verifying()
         if self.verify_error is not None:
             raise self.verify_error
         presented = headers.get("x-fake-signature", "")

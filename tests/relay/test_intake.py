@@ -133,6 +133,43 @@ def test_a_change_to_the_integration_counts_from_the_next_delivery(app, runtime)
     assert [d.idempotency_key for d in stored(runtime)] == ["before"]
 
 
+def test_a_delivery_verified_before_a_change_is_checked_again_before_it_is_stored(app, runtime, fake):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert post(client, payload(), delivery="before").status_code == 202  # the process knows the integration
+    # another process disables the integration while this delivery is being verified
+    fake.while_verifying = lambda: (_disable(runtime), setattr(fake, "while_verifying", None))
+    assert_problem(post(client, payload(), delivery="during"), 404, "integration_not_found")
+    assert [d.idempotency_key for d in stored(runtime)] == ["before"]
+
+
+def test_a_secret_rotated_while_a_delivery_is_verified_counts_for_it(app, runtime, fake):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert post(client, payload(), delivery="before").status_code == 202
+    # past the overlap: the secret the delivery is signed with stopped counting while it was checked
+    fake.while_verifying = lambda: (_rotate(runtime, hours_ago=25), setattr(fake, "while_verifying", None))
+    assert_problem(post(client, payload(), secret=SECRET, delivery="during"), 401, "signature_invalid")
+    assert post(client, payload(), secret="n3w-secret", delivery="after").status_code == 202
+    assert [d.idempotency_key for d in stored(runtime)] == ["before", "after"]
+
+
+def test_an_integration_that_keeps_changing_gets_503_and_nothing_stored(app, runtime, fake):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert post(client, payload(), delivery="before").status_code == 202
+    names = iter(range(100))
+
+    def rename() -> None:
+        with unit_of_work(runtime.sessionmaker) as session:
+            session.execute(select(Integration).where(Integration.key == KEY)).scalar_one().name = f"n{next(names)}"
+
+    fake.while_verifying = rename
+    response = post(client, payload(), delivery="during")
+    assert_problem(response, 503, "integration_changing")
+    assert response.headers["Retry-After"] == "1"
+    fake.while_verifying = None
+    assert [d.idempotency_key for d in stored(runtime)] == ["before"]
+    assert post(client, payload(), delivery="during").status_code == 202  # sent again once it is still
+
+
 # ------------------------------------------------------------- 401
 
 
