@@ -242,10 +242,13 @@ def invoices() -> None:
 
 @invoices.command("send")
 @click.argument("numbers", nargs=-1, metavar="[NUMBER]...")
+@click.option("--id", "ids", type=click.IntRange(min=1), multiple=True, metavar="ID",
+              help="An invoice by its id (repeatable): for a number that two entities share.")
 @click.option("--all-issued", is_flag=True, help="Every issued invoice and credit note not sent yet.")
 @click.option("--dry-run", is_flag=True, help="List what would be sent; send nothing.")
 @click.pass_obj
-def invoices_send(obj: Context, numbers: tuple[str, ...], all_issued: bool, dry_run: bool) -> None:
+def invoices_send(obj: Context, numbers: tuple[str, ...], ids: tuple[int, ...], all_issued: bool,
+                  dry_run: bool) -> None:
     """E-mail invoices to their clients' billing addresses, the PDF attached:
     each invoice once, whatever the runs. Interrupted (Ctrl-C finishes the
     message in flight), run it again: it goes on where it stopped."""
@@ -254,12 +257,16 @@ def invoices_send(obj: Context, numbers: tuple[str, ...], all_issued: bool, dry_
     from jalon.core.errors import Invalid
 
     with domain_errors():
-        if bool(numbers) == all_issued:
-            raise Invalid("give invoice numbers or --all-issued (not both)", code="send_target_required")
+        if bool(numbers or ids) == all_issued:
+            raise Invalid("give invoice numbers (or --id), or --all-issued (not both)", code="send_target_required")
         runtime = build_runtime(obj.url)
         try:
             with unit_of_work(runtime.sessionmaker) as session:
-                chosen = sending.issued_invoices(session) if all_issued else sending.by_numbers(session, numbers)
+                if all_issued:
+                    chosen = sending.issued_invoices(session)
+                else:  # an invoice named twice (by number and by id) is sent once
+                    named = sending.by_numbers(session, numbers) + sending.by_ids(session, ids)
+                    chosen = list({invoice.id: invoice for invoice in named}.values())
                 plan = sending.plan(session, chosen, strict=not all_issued)
                 if dry_run:
                     _print_plan(plan)

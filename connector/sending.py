@@ -199,7 +199,9 @@ def by_numbers(session: Session, numbers: Iterable[str]) -> list[Invoice]:
         if not matches:
             raise NotFound(f"no invoice numbered {number}", code="invoice_not_found")
         if len(matches) > 1:
-            raise Invalid(f"{len(matches)} entities have an invoice numbered {number}: send it by id",
+            raise Invalid(f"{len(matches)} entities have an invoice numbered {number}: name it by id "
+                          f"({', '.join(str(match.id) for match in matches)}: --id on the command line, "
+                          "invoice_ids in the API)",
                           code="invoice_number_ambiguous")
         found.append(matches[0])
     return found

@@ -218,13 +218,32 @@ def test_a_number_two_entities_share_is_ambiguous_and_refuses_the_command(db_url
     with uow() as session:
         catalog.upsert_entity(session, {**factories.ENTITY, "code": "studio", "name": "Studio SAS"}, actor="test")
         studio = factories.issued(session, entity="studio")  # the same prefix: F2026-00001 again
+        studio_id = studio.id
         shared, first, alone = studio.number, session.get(Invoice, ids[0]).number, session.get(Invoice, ids[1]).number
     assert shared == first == "F2026-00001"
     result = cli(db_url, mailbox.port, alone, shared)
     assert result.exit_code == 1
-    assert ("error [invoice_number_ambiguous]: 2 entities have an invoice numbered F2026-00001: send it by id"
-            in result.output)
+    assert (f"error [invoice_number_ambiguous]: 2 entities have an invoice numbered F2026-00001: name it by id "
+            f"({ids[0]}, {studio_id}: --id on the command line, invoice_ids in the API)" in result.output)
     assert sends(uow) == [] and mailbox.messages == []  # not even the unambiguous one
+
+    # named by id, as the error says; the one named both ways is sent once
+    result = cli(db_url, mailbox.port, alone, "--id", str(studio_id), "--id", str(ids[1]))
+    assert result.exit_code == 0, result.output
+    assert_each_invoice_received_once(uow, mailbox, [ids[1], studio_id])
+
+
+def test_an_unknown_id_refuses_the_whole_command(db_url, uow, mailbox):
+    ids = issue(uow, 1)
+    result = cli(db_url, mailbox.port, "--id", str(ids[0]), "--id", str(ids[0] + 1000))
+    assert result.exit_code == 1 and f"error [invoice_not_found]: no invoice {ids[0] + 1000}" in result.output
+    assert sends(uow) == [] and mailbox.messages == []
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "F2026-00001"])
+def test_an_id_that_is_not_a_positive_integer_is_a_usage_error(db_url, mailbox, value):
+    result = cli(db_url, mailbox.port, "--id", value)
+    assert result.exit_code == 2 and "Invalid value for '--id'" in result.output
 
 
 def test_a_named_invoice_whose_client_has_no_e_mail_refuses_the_command(db_url, uow, mailbox):
@@ -248,7 +267,7 @@ def test_all_issued_skips_the_clients_without_e_mail_and_says_so(db_url, uow, ma
     assert_each_invoice_received_once(uow, mailbox, ids)
 
 
-@pytest.mark.parametrize("args", [(), ("--all-issued", "F2026-00001")])
+@pytest.mark.parametrize("args", [(), ("--all-issued", "F2026-00001"), ("--all-issued", "--id", "1")])
 def test_the_command_needs_numbers_or_all_issued(db_url, mailbox, args):
     result = cli(db_url, mailbox.port, *args)
     assert result.exit_code == 1 and "error [send_target_required]" in result.output
