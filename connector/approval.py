@@ -65,6 +65,8 @@ TEXTS = {
         approval.LINK_EXPIRED: "Ce lien d'approbation a expiré. Approuvez la facture depuis jalon.",
         "invoice_not_draft": "Cette facture n'est plus un brouillon ({status}{number}) : il n'y a rien à approuver.",
         "cross_site_request": "Requête refusée : elle ne vient pas de la page d'approbation.",
+        "statuses": {"draft": "brouillon", "issued": "émise", "partially_paid": "partiellement payée",
+                     "paid": "payée", "credited": "annulée par un avoir", "cancelled": "abandonnée"},
     },
     "en": {
         "title": "Approve a draft invoice",
@@ -83,6 +85,8 @@ TEXTS = {
         approval.LINK_EXPIRED: "This approval link has expired. Approve the invoice in jalon.",
         "invoice_not_draft": "This invoice is no longer a draft ({status}{number}): there is nothing to approve.",
         "cross_site_request": "Request refused: it does not come from the approval page.",
+        "statuses": {"draft": "draft", "issued": "issued", "partially_paid": "partially paid", "paid": "paid",
+                     "credited": "credited", "cancelled": "cancelled"},
     },
 }
 # the page is self-contained: no script, no outside resource, never framed, posts only to itself
@@ -134,7 +138,8 @@ def _refusal(error: JalonError, invoice: Invoice | None = None):  # type: ignore
     if message is None:  # a rule of the core refused the issue (a date out of order...): its own words
         message = error.message
     elif error.code == "invoice_not_draft" and invoice is not None:
-        message = message.format(status=invoice.status, number=f", {invoice.number}" if invoice.number else "")
+        message = message.format(status=texts["statuses"].get(invoice.status, invoice.status),
+                                 number=f", {invoice.number}" if invoice.number else "")
     status = STATUS.get(error.code) or (404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict)
                                         else 422)
     return _page(language, texts["refused_title"], f"<p>{escape(message)}</p>", status=status, code=error.code)

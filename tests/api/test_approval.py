@@ -11,9 +11,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from jalon.connector.approval import TEXTS
 from jalon.connector.notify import on_outcomes
 from jalon.core import approval, catalog
-from jalon.core.models import ApprovalLink, AuditRecord, Invoice, InvoiceDocument, OutboxMessage
+from jalon.core.models import INVOICE_STATUSES, ApprovalLink, AuditRecord, Invoice, InvoiceDocument, OutboxMessage
 from jalon.core.rules import apply_event
 from jalon.core.types import utcnow
 from tests import factories
@@ -225,7 +226,7 @@ def test_opening_a_link_to_an_invoice_approved_meanwhile_shows_a_409_page_and_ch
     assert response.headers["Cache-Control"] == "no-store"
     text = page_text(response)
     assert '<p class="code">invoice_not_draft</p>' in text and "<form" not in text
-    assert f"Cette facture n'est plus un brouillon (issued, {number}) : il n'y a rien à approuver." in text
+    assert f"Cette facture n'est plus un brouillon (émise, {number}) : il n'y a rien à approuver." in text
     with uow() as session:
         link = session.execute(select(ApprovalLink)).scalar_one()
     assert (link.used_at, link.used_by) == (None, None)
@@ -299,3 +300,8 @@ def test_the_link_in_finance_notification_approves_the_milestone_draft(app, worl
         comment = session.execute(select(OutboxMessage).where(
             OutboxMessage.idempotency_key == f"comment:invoice.issued:{issued.id}")).scalar_one()
     assert issued.number in comment.payload["text"]
+
+
+def test_every_invoice_status_has_its_words_in_every_language_of_the_page():  # type: ignore[no-untyped-def]
+    for language, texts in TEXTS.items():
+        assert sorted(texts["statuses"]) == sorted(INVOICE_STATUSES), language
