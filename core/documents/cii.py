@@ -72,8 +72,12 @@ def _line(view: InvoiceView, line) -> LineItem:  # type: ignore[no-untyped-def]
     item = LineItem()
     item.document.line_id = str(line.position)
     item.product.name = line.description
-    item.agreement.net.amount = line.unit_price
-    item.delivery.billed_quantity = (line.quantity, line.unit)
+    # EN 16931 BR-27: an item's net price is never negative; a line that takes something
+    # off (a discount at a negative price) is carried as a negative quantity at the
+    # positive price, the line's net amount unchanged
+    sign = -1 if line.unit_price < 0 else 1
+    item.agreement.net.amount = sign * line.unit_price
+    item.delivery.billed_quantity = (sign * line.quantity, line.unit)
     item.settlement.trade_tax.type_code = "VAT"
     item.settlement.trade_tax.category_code = line.category
     if line.category not in NO_RATE:

@@ -109,12 +109,27 @@ def _intra_community(Session) -> int:  # noqa: N803
                          "address_line1": "Rue de la Loi 16", "postcode": "1000", "city": "Bruxelles"})
 
 
+def _discount(Session) -> int:  # noqa: N803
+    return issue(Session, line("1000.00", "2", description="Développement"),
+                 line("-200.00", description="Remise commerciale"))
+
+
 def _outside_scope(Session) -> int:  # noqa: N803
     return issue(Session, line("600.00", description="Refacturation de frais de douane",
                                vat=Vat("O", Decimal("0"), "Hors champ d'application de la TVA")))
 
 
 CASES: dict[str, Case] = {
+    "discount_line": Case(
+        _discount,
+        ["Remise commerciale", "Total HT 1 800,00 €", "Total TVA 360,00 €", "Total TTC 2 160,00 €"],
+        [("//ram:IncludedSupplyChainTradeLineItem/ram:SpecifiedLineTradeAgreement"
+          "/ram:NetPriceProductTradePrice/ram:ChargeAmount", ["1000.00", "200.00"]),  # BR-27: never negative
+         ("//ram:IncludedSupplyChainTradeLineItem/ram:SpecifiedLineTradeDelivery/ram:BilledQuantity",
+          ["2", "-1"]),
+         ("//ram:IncludedSupplyChainTradeLineItem/ram:SpecifiedLineTradeSettlement"
+          "/ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount", ["2000.00", "-200.00"])],
+    ),
     "standard_two_rates": Case(
         _standard,
         ["FACTURE", "F2026-00001", "Lumière Industries SA", "SIREN 552100554", "N° TVA intracommunautaire FR96552100554",
