@@ -88,7 +88,8 @@ DELIVERY_KEYS = ("integration_id", "source", "idempotency_key", "received_at", "
 # those every new delivery starts with
 NEW_DELIVERY: Mapping[str, Any] = MappingProxyType({"status": "pending", "attempts": 0, "outcomes": []})
 
-# built once: the request only binds values
+# built once: the request only binds values. Both read the same columns: the raw row a
+# delivery was checked against (by key) compares with the row the storing transaction reads (by id)
 _BY_KEY = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.key == bindparam("key"))
 _BY_ID = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.id == bindparam("id"))
 # Inbox.store's answer for a delivery checked against an integration that has changed since
@@ -344,6 +345,13 @@ class _Pending:
         self.wake.acquire()
 
 
+def _inbox_insert(statement: Any) -> Any:
+    """The inbox's ``INSERT``: a key already stored for the integration is
+    left out, and each row inserted is returned as (id, integration, key)."""
+    return (statement.on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
+            .returning(_DELIVERIES.c.id, _DELIVERIES.c.integration_id, _DELIVERIES.c.idempotency_key))
+
+
 class _RawInsert:
     """The inbox's Core ``INSERT`` of ``count`` rows at once (``sql(count)``,
     compiled once per count for the engine's dialect), run on a raw DBAPI
@@ -373,10 +381,8 @@ class _RawInsert:
                         if name not in fixed]
 
     def _compile(self, count: int) -> tuple[str, list[str]]:
-        statement = (self.insert(_DELIVERIES)
-                     .values([{key: bindparam(f"{key}_{n}") for key in self.keys} for n in range(count)])
-                     .on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
-                     .returning(_DELIVERIES.c.id, _DELIVERIES.c.integration_id, _DELIVERIES.c.idempotency_key))
+        statement = _inbox_insert(self.insert(_DELIVERIES).values(
+            [{key: bindparam(f"{key}_{n}") for key in self.keys} for n in range(count)]))
         compiled = statement.compile(dialect=self.dialect)
         return compiled.string, list(compiled.positiontup or ())
 
@@ -424,9 +430,7 @@ class Inbox:
         self.engine = engine
         self.insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self.grouped = engine.dialect.name == "sqlite"
-        self.statement = (self.insert(_DELIVERIES)
-                          .on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
-                          .returning(_DELIVERIES.c.id))
+        self.statement = _inbox_insert(self.insert(_DELIVERIES))
         self.current_sql = _BY_ID.compile(dialect=engine.dialect).string
         self.positional = engine.dialect.positional
         # the deliveries waiting for the next commit, and whether one is under way
@@ -516,30 +520,7 @@ class Inbox:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    ids: list[int | None] = [None] * len(batch)
-                    current: dict[int, tuple[Any, ...] | None] = {}
-                    insert: list[int] = []
-                    for index, item in enumerate(batch):
-                        integration_id = item.values["integration_id"]
-                        if integration_id not in current:
-                            current[integration_id] = self._current(cursor.execute, integration_id)
-                        if current[integration_id] != item.checked:
-                            ids[index] = STALE
-                        else:
-                            insert.append(index)
-                    for start in range(0, len(insert), self._raw.MAX_ROWS):
-                        chunk = insert[start:start + self._raw.MAX_ROWS]
-                        params: list[Any] = []
-                        for index in chunk:
-                            params += self._raw.row(batch[index].values)
-                        cursor.execute(self._raw.sql(len(chunk)), params)
-                        new = {(integration_id, key): delivery_id
-                               for delivery_id, integration_id, key in cursor.fetchall()}
-                        for index in chunk:
-                            values = batch[index].values
-                            # a key left out is known: a duplicate (the second copy of a key
-                            # within the chunk too, the first one took the id)
-                            ids[index] = new.pop((values["integration_id"], values["idempotency_key"]), None)
+                    ids = self._insert(cursor, batch)
                     cursor.execute("COMMIT")
                 except BaseException:
                     if connection.in_transaction:
@@ -554,6 +535,33 @@ class Inbox:
             raise
         finally:
             self._write_lock.release()
+        return ids
+
+    def _insert(self, cursor: Any, batch: list[_Pending]) -> list[int | None]:
+        """Inside the transaction: each delivery's id, None for a duplicate,
+        :data:`STALE` for one checked against an integration that changed."""
+        ids: list[int | None] = [None] * len(batch)
+        current: dict[int, tuple[Any, ...] | None] = {}
+        fresh: list[int] = []
+        for index, item in enumerate(batch):
+            integration_id = item.values["integration_id"]
+            if integration_id not in current:
+                current[integration_id] = self._current(cursor.execute, integration_id)
+            if current[integration_id] == item.checked:
+                fresh.append(index)
+            else:
+                ids[index] = STALE
+        for start in range(0, len(fresh), self._raw.MAX_ROWS):
+            chunk = [batch[index] for index in fresh[start:start + self._raw.MAX_ROWS]]
+            params: list[Any] = []
+            for item in chunk:
+                params += self._raw.row(item.values)
+            new = {(integration_id, key): delivery_id
+                   for delivery_id, integration_id, key in cursor.execute(self._raw.sql(len(chunk)), params)}
+            for index, item in zip(fresh[start:], chunk):
+                # a key left out is known: a duplicate (the second copy of a key within
+                # the chunk too, the first one took the id)
+                ids[index] = new.pop((item.values["integration_id"], item.values["idempotency_key"]), None)
         return ids
 
     def dispose(self) -> None:

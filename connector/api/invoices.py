@@ -8,7 +8,6 @@ Finance tokens may write here as well as admin tokens.
 from __future__ import annotations
 
 import io
-import re
 import unicodedata
 from typing import Any
 from urllib.parse import quote
@@ -392,7 +391,9 @@ def _document(invoice_id: int, kind: str):  # type: ignore[no-untyped-def]
 def attachment(filename: str) -> str:
     """``attachment; filename="F2026-00012.pdf"``; a prefix's '/' would read as
     a folder, and a non-ASCII letter needs RFC 6266's ``filename*`` too."""
-    name = re.sub(r'[\\/"]', "-", filename)
+    from jalon.core.documents.store import safe_file_name  # loaded already: a document is being served
+
+    name = safe_file_name(filename)  # also for a document stored before names were made safe
     if name.isascii():
         return f'attachment; filename="{name}"'
     fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()

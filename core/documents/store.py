@@ -36,12 +36,17 @@ def _all_stored(session: Session, invoice_id: int) -> dict[str, InvoiceDocument]
     return {row.kind: row for row in rows}
 
 
+def safe_file_name(name: str) -> str:
+    """``name`` fit for a file and for a quoted header value: a prefix may hold
+    a '/' ("F/2026-00001"), which would read as a folder."""
+    return re.sub(r'[\\/"]', "-", name)
+
+
 def document(invoice: Invoice, kind: str, content: bytes) -> InvoiceDocument:
     return InvoiceDocument(
         invoice_id=invoice.id,
         kind=kind,
-        # a prefix may hold a '/' ("F/2026-00001"): in a file name it would read as a folder
-        filename=re.sub(r'[\\/"]', "-", f"{invoice.number}.{kind}"),
+        filename=safe_file_name(f"{invoice.number}.{kind}"),
         media_type=MEDIA_TYPES[kind],
         content=content,
         sha256=hashlib.sha256(content).hexdigest(),
