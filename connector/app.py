@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Flask
 
-from .runtime import Runtime, build_runtime
-from .settings import Settings
+from jalon.connector.runtime import Runtime, build_runtime
+from jalon.connector.settings import Settings
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: admin payloads are small
 
@@ -25,11 +25,11 @@ def create_app(
     **config: Any,
 ) -> Flask:
     """Build the app. The schema is not migrated here: ``jalon db upgrade`` does it."""
-    from .api import register_api
-    from .api.context import install_unit_of_work
-    from .api.problems import register_error_handlers
-    from .approval import register_approval
-    from .intake import register_intake
+    from jalon.connector.web.api import register_api
+    from jalon.connector.web.api.context import install_unit_of_work
+    from jalon.connector.web.api.problems import register_error_handlers
+    from jalon.connector.web.approval import register_approval
+    from jalon.connector.relay.intake import register_intake
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = DEFAULT_MAX_CONTENT_LENGTH

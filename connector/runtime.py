@@ -16,8 +16,8 @@ from jalon.core.db import database_url as resolve_database_url
 from jalon.core.db import make_engine, make_sessionmaker
 from jalon.core.errors import Invalid
 
-from .plugins import get_plugin_manager
-from .settings import Settings
+from jalon.connector.plugin.manager import get_plugin_manager
+from jalon.connector.settings import Settings
 
 
 @dataclass

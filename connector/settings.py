@@ -51,7 +51,7 @@ class Settings:
     run_scheduler: bool = True
     # web serving: a client that stops sending in the middle of a request frees its thread after this
     client_read_timeout_seconds: float = 10.0
-    # bind each web process to one CPU (see jalon.connector.server.bind_to_one_cpu)
+    # bind each web process to one CPU (see jalon.connector.web.server.bind_to_one_cpu)
     cpu_affinity: bool = True
     # plugins registered in addition to the installed entry points, as importable
     # "module:attribute" references separated by commas (JALON_EXTRA_PLUGINS)

@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..hookspecs import hookimpl
-from ..plugin_types import ChannelSpec, OutboxView, SendResult
-from .common import UrlTarget, post
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import ChannelSpec, OutboxView, SendResult
+from jalon.connector.channels.common import UrlTarget, post
 
 NAME = "chat"
 BUTTON_LABELS = {"fr": "Voir et approuver", "en": "Review and approve"}

@@ -8,9 +8,9 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from ..http import RemoteError, RestClient, Unavailable
-from ..plugin_types import OutboxView, PermanentFailure, RetryLater
-from ..ssrf import UrlNotAllowed
+from jalon.connector.net.http import RemoteError, RestClient, Unavailable
+from jalon.connector.plugin.types import OutboxView, PermanentFailure, RetryLater
+from jalon.connector.net.ssrf import UrlNotAllowed
 
 
 class UrlTarget(Schema):

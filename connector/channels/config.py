@@ -15,10 +15,10 @@ import pluggy
 
 from jalon.core.errors import Invalid
 
-from .. import ssrf
-from ..notify import EVENTS
-from ..plugins import channels
-from . import webhook
+from jalon.connector.net import ssrf
+from jalon.connector.outbox.notify import EVENTS
+from jalon.connector.plugin.manager import channels
+from jalon.connector.channels import webhook
 
 
 def check_channel(pm: pluggy.PluginManager, data: Mapping[str, Any], existing: Any = None) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from ..hookspecs import hookimpl
-from ..plugin_types import ChannelSpec, OutboxView, PermanentFailure, RetryLater, SendResult
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import ChannelSpec, OutboxView, PermanentFailure, RetryLater, SendResult
 
 NAME = "email"
 

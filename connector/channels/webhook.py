@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..hookspecs import hookimpl
-from ..plugin_types import ChannelSpec, OutboxView, PermanentFailure, SendResult
-from .common import UrlTarget, post
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import ChannelSpec, OutboxView, PermanentFailure, SendResult
+from jalon.connector.channels.common import UrlTarget, post
 
 NAME = "webhook"
 SECRET_PREFIX = "whsec_"

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.http import RestClient
-from jalon.connector.plugin_types import DeliveryView, IntegrationView, SourceSpec, Translation
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.net.http import RestClient
+from jalon.connector.plugin.types import DeliveryView, IntegrationView, SourceSpec, Translation
 
 from . import translate as _translate
 from . import verify as _verify

@@ -1,5 +1,5 @@
 """Jira's REST API, thin: URL constants and one small method per endpoint, on
-top of the connector's :class:`~jalon.connector.http.RestClient` (timeouts,
+top of the connector's :class:`~jalon.connector.net.http.RestClient` (timeouts,
 retries on 429/5xx honouring Retry-After, typed errors).
 
 Cloud speaks REST v3, Data Center v2 (``integration.settings['flavour']``,
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from jalon.connector.http import BadResponse, RestClient
-from jalon.connector.plugin_types import IntegrationView
+from jalon.connector.net.http import BadResponse, RestClient
+from jalon.connector.plugin.types import IntegrationView
 
 CLOUD = "cloud"
 DATACENTER = "datacenter"

@@ -9,9 +9,9 @@ with a plain body and a personal access token (``credentials.pat``).
 
 from __future__ import annotations
 
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.http import BadResponse, NotFound, RateLimited, RemoteError, RestClient, Unauthorized, Unavailable
-from jalon.connector.plugin_types import Comment, IntegrationView, PermanentFailure, RetryLater, SendResult
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.net.http import BadResponse, NotFound, RateLimited, RemoteError, RestClient, Unauthorized, Unavailable
+from jalon.connector.plugin.types import Comment, IntegrationView, PermanentFailure, RetryLater, SendResult
 
 from . import client
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.http import RemoteError, RestClient
-from jalon.connector.plugin_types import IntegrationView, PermanentFailure
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.net.http import RemoteError, RestClient
+from jalon.connector.plugin.types import IntegrationView, PermanentFailure
 
 from . import client
 

@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from jalon.connector import notify
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.http import NotFound, RemoteError, RestClient
-from jalon.connector.intake import integration_view
-from jalon.connector.plugin_types import IntegrationView, JobSpec
+from jalon.connector.outbox import notify
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.net.http import NotFound, RemoteError, RestClient
+from jalon.connector.relay.intake import integration_view
+from jalon.connector.plugin.types import IntegrationView, JobSpec
 from jalon.core.events import CoreEvent, TaskCompleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
 from jalon.core.models import Integration, Mapping as ProjectMapping, TaskState, TimeEntry
 from jalon.core.rules import apply_event

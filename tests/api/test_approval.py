@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from jalon.connector.approval import TEXTS
-from jalon.connector.notify import on_outcomes
+from jalon.connector.web.approval import TEXTS
+from jalon.connector.outbox.notify import on_outcomes
 from jalon.core import approval, catalog
 from jalon.core.models import INVOICE_STATUSES, ApprovalLink, AuditRecord, Invoice, InvoiceDocument, OutboxMessage
 from jalon.core.rules import apply_event

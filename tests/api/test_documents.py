@@ -113,7 +113,7 @@ def test_the_openapi_documents_the_downloads_as_binary(client):
 
 
 def test_the_download_name_stays_a_file_name_whatever_the_numbering_prefix():
-    from jalon.connector.api.invoices import attachment
+    from jalon.connector.web.api.invoices import attachment
 
     assert attachment("F/2026-00001.pdf") == 'attachment; filename="F-2026-00001.pdf"'
     assert attachment("É2026-00001.pdf") == (

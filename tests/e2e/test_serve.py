@@ -63,7 +63,7 @@ def test_each_web_process_is_bound_to_one_cpu_with_its_threads(serve):
 
 BIND = """
 import os, threading
-from jalon.connector.server import bind_to_one_cpu
+from jalon.connector.web.server import bind_to_one_cpu
 started = threading.Event(); stop = threading.Event()
 earlier = threading.Thread(target=lambda: (started.set(), stop.wait(30)))
 earlier.start(); started.wait(30)
@@ -88,6 +88,6 @@ def test_binding_covers_threads_started_before_and_after_and_spreads_processes()
 
 def test_no_binding_without_a_choice_of_cpu():
     script = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-              "from jalon.connector.server import bind_to_one_cpu; print(bind_to_one_cpu(3))")
+              "from jalon.connector.web.server import bind_to_one_cpu; print(bind_to_one_cpu(3))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "None"

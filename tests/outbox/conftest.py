@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from jalon.connector import ssrf
+from jalon.connector.net import ssrf
 from jalon.connector.runtime import build_runtime
 from jalon.connector.settings import Settings
 from jalon.core import catalog
@@ -110,7 +110,7 @@ WEBHOOK = {"key": "books", "kind": "webhook", "name": "Accounting", "secret": WE
 
 def complete_milestone(uow, settings, *, task: str = "WEB-1", minute: int = 0) -> int:  # type: ignore[no-untyped-def]
     """What the worker does for a milestone's TaskCompleted: apply, then queue, in one transaction."""
-    from jalon.connector.notify import on_outcomes
+    from jalon.connector.outbox.notify import on_outcomes
     from jalon.core.rules import apply_event
 
     with uow() as session:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from jalon.connector.app import create_app
-from jalon.connector.dispatcher import dispatch_once
+from jalon.connector.outbox.dispatcher import dispatch_once
 from jalon.core import tokens
 from jalon.core.db import unit_of_work
 from jalon.core.models import AuditRecord

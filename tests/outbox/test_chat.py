@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import responses
 
-from jalon.connector.dispatcher import dispatch_once
+from jalon.connector.outbox.dispatcher import dispatch_once
 from jalon.core.types import utcnow
 
 from .conftest import CHAT, add_channel, complete_milestone, outbox
@@ -76,7 +76,7 @@ def test_a_404_fails_and_the_error_hides_the_webhook_path(chat, uow) -> None:  #
 
 @responses.activate
 def test_a_url_that_now_resolves_to_a_private_address_fails_at_send_time(chat, uow, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from jalon.connector import ssrf
+    from jalon.connector.net import ssrf
 
     monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: ["10.0.0.8"])
     dispatch_once(chat, owner="test")

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import responses
 
-from jalon.connector.dispatcher import claim, dispatch_once, send_claimed
-from jalon.connector.retry import backoff_seconds
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.outbox import enqueue
-from jalon.connector.plugin_types import PermanentFailure, RetryLater, SendResult
+from jalon.connector.outbox.dispatcher import claim, dispatch_once, send_claimed
+from jalon.connector.backoff import backoff_seconds
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.outbox.enqueue import enqueue
+from jalon.connector.plugin.types import PermanentFailure, RetryLater, SendResult
 from jalon.connector.runtime import build_runtime
 from jalon.core.models import OutboxMessage
 from jalon.core.types import utcnow
@@ -340,7 +340,7 @@ def test_a_batch_is_recorded_in_one_transaction_each_result_on_its_own(db_url, s
 def test_a_lost_lease_in_a_batch_skips_only_that_result(db_url, settings, uow) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import update
 
-    from jalon.connector.dispatcher import outcome_of, record_results
+    from jalon.connector.outbox.dispatcher import outcome_of, record_results
 
     plugin = Recorder()
     runtime = _runtime(db_url, settings, plugin)

@@ -10,7 +10,7 @@ from email import policy
 import pytest
 
 from jalon.connector.channels.email import message_id
-from jalon.connector.dispatcher import dispatch_once
+from jalon.connector.outbox.dispatcher import dispatch_once
 from jalon.core.types import utcnow
 
 from .conftest import EMAIL, add_channel, complete_milestone, outbox

@@ -10,7 +10,7 @@ import pytest
 import requests
 import responses
 
-from jalon.connector.http import (
+from jalon.connector.net.http import (
     BadResponse,
     NotFound,
     RateLimited,

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from jalon.connector.notify import on_outcomes
+from jalon.connector.outbox.notify import on_outcomes
 from jalon.core import catalog
 from jalon.core.invoicing import issue
 from jalon.core.rules import apply_event

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jalon.connector import plugin_types
+from jalon.connector.plugin import types as plugin_types
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 TYPES = [cls for _, cls in inspect.getmembers(plugin_types, inspect.isclass)

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
-from jalon.connector import rendering
-from jalon.connector.scheduler import Scheduler, collect_jobs
+from jalon.connector.outbox import rendering
+from jalon.connector.jobs.scheduler import Scheduler, collect_jobs
 from jalon.core.models import InvoiceDocument
 from tests import factories
 

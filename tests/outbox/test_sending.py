@@ -10,10 +10,10 @@ from email import policy
 import pytest
 from sqlalchemy import select
 
-from jalon.connector import sending
+from jalon.connector.outbox import sending
 from jalon.connector.app import create_app
 from jalon.connector.channels.email import message_id
-from jalon.connector.dispatcher import dispatch_once
+from jalon.connector.outbox.dispatcher import dispatch_once
 from jalon.core import catalog, tokens
 from jalon.core.models import Invoice, InvoiceDocument
 from tests import factories
@@ -89,7 +89,7 @@ def test_the_seller_address_is_where_the_client_replies(mail_runtime, smtp, uow)
 
 
 def test_an_attachment_of_an_unknown_invoice_fails_the_message(mail_runtime, smtp, uow):
-    from jalon.connector.outbox import enqueue
+    from jalon.connector.outbox.enqueue import enqueue
 
     with uow() as session:
         enqueue(session, channel="email", kind="invoice.sent", idempotency_key="broken", destination={

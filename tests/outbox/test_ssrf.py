@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from jalon.connector import ssrf
-from jalon.connector.http import RestClient, Unavailable
-from jalon.connector.ssrf import UrlNotAllowed, check_url
+from jalon.connector.net import ssrf
+from jalon.connector.net.http import RestClient, Unavailable
+from jalon.connector.net.ssrf import UrlNotAllowed, check_url
 
 from .conftest import PUBLIC_ADDRESS, free_port
 

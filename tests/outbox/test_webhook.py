@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from jalon.connector.channels.webhook import BadSecret, new_secret, secret_key, sign
-from jalon.connector.dispatcher import dispatch_once
+from jalon.connector.outbox.dispatcher import dispatch_once
 
 from .conftest import WEBHOOK, WEBHOOK_SECRET, add_channel, complete_milestone, outbox
 

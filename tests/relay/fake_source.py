@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.plugin_types import Comment, SendResult, SourceSpec, Translation, Unreadable
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import Comment, SendResult, SourceSpec, Translation, Unreadable
 from jalon.core.events import TaskCompleted, TimeLogged
 
 

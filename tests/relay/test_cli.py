@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from jalon.connector.cli import main
-from jalon.connector.worker import process_once
+from jalon.connector.relay.worker import process_once
 from jalon.core.models import AuditRecord, Delivery
 from tests.e2e.conftest import JALON
 

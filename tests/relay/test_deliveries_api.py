@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from jalon.connector.worker import claim, process_once
+from jalon.connector.relay.worker import claim, process_once
 from jalon.core.models import AuditRecord, Delivery
 from jalon.core.types import utcnow
 from tests.api.support import assert_problem

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jalon.connector import hookspecs
+from jalon.connector.plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "plugins.md"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from jalon.connector.intake import STALE, Inbox, _Pending
+from jalon.connector.relay.intake import STALE, Inbox, _Pending
 from jalon.core.db import unit_of_work
 from jalon.core.models import Delivery, Integration
 from jalon.core.types import utcnow

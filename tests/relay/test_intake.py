@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from jalon.connector.intake import accepted_secrets
+from jalon.connector.relay.intake import accepted_secrets
 from jalon.connector.settings import Settings
 from jalon.core import catalog
 from jalon.core.db import unit_of_work

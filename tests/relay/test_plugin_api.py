@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from jalon.connector.app import create_app
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.plugin_types import Comment, SendResult
-from jalon.connector.plugins import get_plugin_manager, sources
-from jalon.connector.worker import process_once
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import Comment, SendResult
+from jalon.connector.plugin.manager import get_plugin_manager, sources
+from jalon.connector.relay.worker import process_once
 from jalon.core.models import Delivery, Invoice, TimeEntry
 
 from .conftest import payload, post, token

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from jalon.connector.plugin_types import JobSpec
-from jalon.connector.retention import prune, retention_job
+from jalon.connector.plugin.types import JobSpec
+from jalon.connector.relay.retention import prune, retention_job
 from jalon.connector.settings import Settings
 from jalon.core.errors import Invalid
 from jalon.core.models import AuditRecord, Delivery, Integration
@@ -103,7 +103,7 @@ def test_retention_is_a_scheduled_job(app, runtime):  # type: ignore[no-untyped-
 
 
 def test_outbox_messages_outlive_the_deliveries_that_caused_them(app, runtime):  # type: ignore[no-untyped-def]
-    from jalon.connector.outbox import enqueue
+    from jalon.connector.outbox.enqueue import enqueue
     from jalon.core.models import OutboxMessage
 
     expired = add(runtime, "a", "done", 100)

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from jalon.connector import worker
+from jalon.connector.relay import worker
 from jalon.connector.settings import Settings
-from jalon.connector.worker import backoff_seconds, claim, process_once, process_one
+from jalon.connector.relay.worker import backoff_seconds, claim, process_once, process_one
 from jalon.core.db import READ_ONLY
 from jalon.core.models import AuditRecord, Delivery, Invoice, OutboxMessage, TimeEntry
 from jalon.core.types import utcnow
@@ -184,7 +184,7 @@ def test_claims_take_at_most_the_limit_oldest_first(app, runtime):  # type: igno
 
 
 def test_observers_hear_after_the_commit_and_cannot_undo_it(app, runtime, fake):  # type: ignore[no-untyped-def]
-    from jalon.connector.hookspecs import hookimpl
+    from jalon.connector.plugin.hookspecs import hookimpl
 
     heard = []
 
@@ -345,9 +345,9 @@ def test_a_batch_of_milestones_queues_each_notification_once(app, runtime):  # t
 
 
 def test_the_rest_client_for_a_plugin_allows_the_private_network_only_when_the_integration_says_so():
-    from jalon.connector.plugin_types import IntegrationView
+    from jalon.connector.plugin.types import IntegrationView
     from jalon.connector.settings import Settings
-    from jalon.connector.worker import rest_client
+    from jalon.connector.relay.worker import rest_client
 
     def view(settings):  # type: ignore[no-untyped-def]
         return IntegrationView(key="k", source="jira", name="J", base_url="https://jira.intranet", settings=settings)

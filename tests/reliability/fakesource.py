@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.plugin_types import (
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import (
     ChannelSpec,
     OutboxView,
     SendResult,

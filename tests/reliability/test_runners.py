@@ -10,7 +10,7 @@ import time
 from sqlalchemy import select
 
 from jalon.connector.app import create_app
-from jalon.connector.runners import Loop, Runners
+from jalon.connector.jobs.runners import Loop, Runners
 from jalon.connector.settings import Settings
 from jalon.core import catalog
 from jalon.core.db import unit_of_work
@@ -121,7 +121,9 @@ class _Door:
 def test_under_a_burst_the_worker_applies_one_delivery_at_a_time_after_waiting_for_the_door(monkeypatch):
     from types import SimpleNamespace
 
-    from jalon.connector import runners, worker
+    from jalon.connector.jobs import runners
+
+    from jalon.connector.relay import worker
 
     passes: list[tuple[int, list[float]]] = []
     door = _Door()
@@ -166,7 +168,9 @@ def test_under_a_burst_the_worker_applies_one_delivery_at_a_time_after_waiting_f
 def test_above_what_it_could_apply_the_worker_waits_for_the_burst_to_ease(monkeypatch):
     from types import SimpleNamespace
 
-    from jalon.connector import runners, worker
+    from jalon.connector.jobs import runners
+
+    from jalon.connector.relay import worker
 
     door = _Door()
     door.burst, door.rate, door.quiet = True, 1500.0, True
@@ -189,7 +193,7 @@ def test_above_what_it_could_apply_the_worker_waits_for_the_burst_to_ease(monkey
 def test_the_door_is_bursting_above_the_rate_and_quiet_only_after_a_pause_between_requests(monkeypatch):
     from types import SimpleNamespace
 
-    from jalon.connector import runners
+    from jalon.connector.jobs import runners
 
     clock = [1000.0]
     monkeypatch.setattr(runners.time, "monotonic", lambda: clock[0])

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text
 
-from jalon.connector.hookspecs import hookimpl
-from jalon.connector.plugin_types import JobSpec
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.types import JobSpec
 from jalon.connector.runtime import build_runtime
-from jalon.connector.scheduler import LeaderLock, Scheduler, collect_jobs, tick_of
+from jalon.connector.jobs.scheduler import LeaderLock, Scheduler, collect_jobs, tick_of
 from jalon.connector.settings import Settings
 from jalon.core.models import AuditRecord, JobRun
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jalon.connector.http import RestClient
-from jalon.connector.plugin_types import DeliveryView, IntegrationView
+from jalon.connector.net.http import RestClient
+from jalon.connector.plugin.types import DeliveryView, IntegrationView
 from jalon.plugins.jira import client, verify
 
 ROOT = Path(__file__).resolve().parents[3]

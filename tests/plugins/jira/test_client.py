@@ -7,8 +7,8 @@ import pytest
 import requests
 import responses
 
-from jalon.connector.http import BadResponse, NotFound, RateLimited, Unauthorized, Unavailable
-from jalon.connector.plugin_types import Unreadable
+from jalon.connector.net.http import BadResponse, NotFound, RateLimited, Unauthorized, Unavailable
+from jalon.connector.plugin.types import Unreadable
 from jalon.plugins.jira import client, translate
 
 from .support import SITE, delivery, fixture_bytes, integration, rest_client, rest_fixture

@@ -11,10 +11,10 @@ import requests
 import responses
 from sqlalchemy import select
 
-from jalon.connector import notify
+from jalon.connector.outbox import notify
 from jalon.connector.app import create_app
-from jalon.connector.http import RestClient
-from jalon.connector.plugin_types import Comment, IntegrationView, PermanentFailure, RetryLater, SendResult
+from jalon.connector.net.http import RestClient
+from jalon.connector.plugin.types import Comment, IntegrationView, PermanentFailure, RetryLater, SendResult
 from jalon.core import invoicing, tokens
 from jalon.core.db import unit_of_work
 from jalon.core.models import Invoice, OutboxMessage

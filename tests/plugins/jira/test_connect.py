@@ -13,11 +13,11 @@ import responses
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from jalon.connector import ssrf
+from jalon.connector.net import ssrf
 from jalon.connector.cli import main
-from jalon.connector.http import RestClient
-from jalon.connector.plugin_types import IntegrationView
-from jalon.connector.plugins import get_plugin_manager
+from jalon.connector.net.http import RestClient
+from jalon.connector.plugin.types import IntegrationView
+from jalon.connector.plugin.manager import get_plugin_manager
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.models import Integration
 from jalon.plugins.jira.connect import EVENTS, jalon_source_connect

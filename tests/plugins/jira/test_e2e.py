@@ -20,7 +20,9 @@ import requests
 import responses
 from sqlalchemy import func, select
 
-from jalon.connector import ssrf, worker
+from jalon.connector.net import ssrf
+
+from jalon.connector.relay import worker
 from jalon.connector.app import create_app
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.models import Invoice, OutboxMessage, TimeEntry
@@ -180,7 +182,7 @@ def test_worklogs_created_updated_and_deleted_leave_the_right_billable_seconds(a
 
 @pytest.fixture
 def server_and_jira(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[no-untyped-def]
-    from jalon.connector import demo_jira
+    from jalon.connector.demo import jira_standin as demo_jira
 
     integration = {**factories.INTEGRATION, "settings": {"allow_private_network": True},  # Jira on loopback
                    "credentials": {"email": "bot@atelier.example", "api_token": "tok"}}
@@ -191,7 +193,7 @@ def server_and_jira(db_url, tmp_path) -> Iterator[RelayServer]:  # type: ignore[
 
 
 def test_worklogs_through_a_running_server_leave_the_right_billable_seconds(server_and_jira, engine) -> None:  # type: ignore[no-untyped-def]
-    from jalon.connector import demo_jira
+    from jalon.connector.demo import jira_standin as demo_jira
 
     on_data_7 = demo_jira.WORKLOG_ISSUE["id"]
     sent = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import responses
 
-from jalon.connector.plugins import get_plugin_manager, sources
+from jalon.connector.plugin.manager import get_plugin_manager, sources
 from jalon.core.events import TaskCompleted
 
 from .support import NOW, delivery, fixture_bytes, integration, rest_client, signed_headers

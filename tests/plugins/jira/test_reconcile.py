@@ -15,9 +15,11 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
-from jalon.connector import ssrf, worker
+from jalon.connector.net import ssrf
+
+from jalon.connector.relay import worker
 from jalon.connector.app import create_app
-from jalon.connector.scheduler import JobContext, collect_jobs
+from jalon.connector.jobs.scheduler import JobContext, collect_jobs
 from jalon.core.db import unit_of_work
 from jalon.core.models import Invoice, OutboxMessage, TimeEntry
 from jalon.plugins.jira import client

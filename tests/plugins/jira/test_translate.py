@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import responses
 
-from jalon.connector.plugin_types import Translation, Unreadable
+from jalon.connector.plugin.types import Translation, Unreadable
 from jalon.core.events import TaskCompleted, TaskDeleted, TaskReopened, TimeLogChanged, TimeLogDeleted, TimeLogged
 from jalon.plugins.jira import translate as jira
 
@@ -161,7 +161,7 @@ def test_a_worklog_whose_issue_is_gone_is_unreadable_not_retried_forever():
 
 @responses.activate
 def test_a_worklog_is_retried_when_jira_refuses_the_credentials():
-    from jalon.connector.http import Unauthorized
+    from jalon.connector.net.http import Unauthorized
 
     responses.get(ISSUE_URL, status=401)
     with pytest.raises(Unauthorized):

@@ -1,0 +1,51 @@
+"""``jalon config apply``: configuration as code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jalon.connector.cli.common import Context, domain_errors
+
+
+@click.group()
+def config() -> None:
+    """Configuration as code (entities, clients, contracts, integrations, mappings)."""
+
+
+def _channel_check():  # type: ignore[no-untyped-def]
+    """The connector's check of a channel (plugin kinds, target, SSRF guard) for `config apply`."""
+    from jalon.connector.channels.config import checker
+    from jalon.connector.plugin.manager import get_plugin_manager
+
+    return checker(get_plugin_manager())
+
+
+@config.command("apply")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check and report, then roll back.")
+@click.pass_obj
+def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
+    """Apply a YAML configuration file, idempotently, in one transaction."""
+    from jalon.connector.configfile import load
+    from jalon.core.catalog import apply_config
+
+    class DryRun(Exception):
+        pass
+
+    with domain_errors():
+        data = load(path)
+        try:
+            with obj.session() as session:
+                summary = apply_config(session, data, actor=f"config:{path.name}",
+                                       channel_check=_channel_check() if data.get("channels") else None)
+                if dry_run:
+                    raise DryRun
+        except DryRun:
+            pass
+    for section, counts in summary.items():
+        click.echo(f"{section:<13} {counts['created']} created, {counts['updated']} updated, "
+                   f"{counts['unchanged']} unchanged")
+    if dry_run:
+        click.echo("dry run: nothing was written")

@@ -1,0 +1,1 @@
+"""``jalon demo``: the one-command tour, and its stand-in for Jira."""

@@ -1,0 +1,300 @@
+"""``jalon demo``: the one-command tour of the product, on a fresh SQLite file.
+
+It applies the example configuration, then plays Jira: signed webhooks (a
+milestone task moved to Done, the same delivery again, a worklog, a forged
+one) sent over HTTP to the running app; the worker applies them (fetching the
+worklog's issue from a local stand-in of Jira's REST API); finance's
+notification and the comment for Jira wait in the outbox. Finance approves the
+draft with the one-click link of its notification, which issues it; a partial
+payment arrives, and the invoice is printed. An invoice in English under the
+reverse charge, and a credit note correcting it, are issued too; with
+``--out DIR`` every invoice issued is written there as ``<number>.pdf``, the
+stored Factur-X (EN 16931) document.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select
+
+from jalon.connector.configfile import load
+from jalon.core import catalog, invoicing, payments
+from jalon.core.catalog import apply_config
+from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
+from jalon.core.errors import Conflict, Invalid
+from jalon.core.invoicing import business_today
+from jalon.core.migrate import upgrade
+from jalon.core.models import Invoice
+from jalon.core.money import Money
+from jalon.core.terms import PaymentTerms
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jalon.yaml"
+Echo = Callable[[str], None]
+
+
+def run_demo(*, database_path: Path | None, config_path: Path | None, echo: Echo,
+             out_dir: Path | None = None) -> str:
+    """Run the tour; returns the milestone invoice's number."""
+    config_path = config_path or EXAMPLE
+    if not config_path.exists():
+        raise Invalid(f"example configuration not found at {config_path}: pass --config", code="config_unreadable")
+    if database_path is not None:
+        if database_path.exists():
+            raise Conflict(f"{database_path} exists: the demo runs on a fresh file", code="demo_database_exists")
+        return _tour(database_path, config_path, echo, out_dir)
+    with tempfile.TemporaryDirectory(prefix="jalon-demo-") as folder:
+        return _tour(Path(folder) / "demo.db", config_path, echo, out_dir)
+
+
+def _tour(database_path: Path, config_path: Path, echo: Echo, out_dir: Path | None) -> str:
+    engine = make_engine(f"sqlite:///{database_path}")
+    try:
+        return _steps(engine, config_path, echo, out_dir)
+    finally:
+        engine.dispose()
+
+
+def _steps(engine, config_path: Path, echo: Echo, out_dir: Path | None) -> str:  # type: ignore[no-untyped-def]
+    Session = make_sessionmaker(engine)  # noqa: N806
+    step = _Steps(echo)
+
+    step("Fresh database", f"{engine.url.database}")
+    upgrade(engine)
+
+    with unit_of_work(Session) as session:
+        summary = apply_config(session, load(config_path), actor="demo")
+    step("Configuration applied", config_path.name)
+    for section, counts in summary.items():
+        echo(f"    {section:<13} {counts['created']} created")
+
+    invoice_id = _through_jira(engine, Session, step, echo)
+    with unit_of_work(Session) as session:
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None and invoice.number is not None
+        number, gross = invoice.number, invoice.money(invoice.total_gross)
+
+    partial = Money.of("3000.00", gross.currency)
+    with unit_of_work(Session) as session:
+        payments.record_payment(
+            session,
+            amount=partial,
+            received_on=business_today(),
+            allocations=[payments.Allocation(number)],
+            actor="finance@atelier.example",
+            reference="VIR LUMIERE INDUSTRIES " + number,
+        )
+    step("Bank transfer received", f"{partial.format('fr_FR')} on {number}")
+
+    others = _reverse_charge_and_credit_note(Session, step)
+
+    with unit_of_work(Session) as session:
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None
+        _print_invoice(session, invoice, echo)
+    if out_dir is not None:
+        _write_documents(Session, [invoice_id, *others], out_dir, echo)
+    return number
+
+
+def _reverse_charge_and_credit_note(Session, step: _Steps) -> list[int]:  # type: ignore[no-untyped-def]  # noqa: N803
+    """Two more telling documents: an invoice to a client in another EU country,
+    in English, under the reverse charge (no French VAT, the mention printed),
+    and a credit note that corrects part of it."""
+    with unit_of_work(Session) as session:
+        contract = catalog.get_contract(session, "NW-TM-2026")
+        draft = invoicing.create_draft(
+            session, entity=contract.entity, client=contract.client, contract=contract, actor="finance@atelier.example",
+            lines=[invoicing.LineSpec("Data platform support — senior engineer", Decimal("4"), Decimal("790.00"),
+                                      "DAY", contract.vat)],
+        )
+        invoice = invoicing.issue(session, draft.id, actor="finance@atelier.example")
+        invoice_id, number = invoice.id, invoice.number
+        total = invoice.money(invoice.total_gross)
+    step("An invoice in English under the reverse charge", f"{number} to {contract.client.name}, "
+         f"{total.format('en_GB')} (VAT {contract.vat.category}: no French VAT charged)")
+    with unit_of_work(Session) as session:
+        note = invoicing.credit(session, invoice_id, actor="finance@atelier.example", reason="one day not worked",
+                                lines=[invoicing.LineSpec("Data platform support — one day not worked", Decimal("1"),
+                                                          Decimal("790.00"), "DAY", contract.vat)])
+        note_id, note_number = note.id, note.number
+        amount = note.money(note.total_gross)
+    step("A credit note corrects it", f"{note_number}, {amount.format('en_GB')} on {number}")
+    return [invoice_id, note_id]
+
+
+def _write_documents(Session, invoice_ids: list[int], out_dir: Path, echo: Echo) -> None:  # type: ignore[no-untyped-def]  # noqa: N803
+    """Each issued invoice's stored Factur-X PDF, as <number>.pdf."""
+    from jalon.connector.outbox.rendering import ensure_documents
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    echo("")
+    echo(f"Factur-X PDFs (EN 16931, the XML embedded) in {out_dir}:")
+    for invoice_id in invoice_ids:
+        document = ensure_documents(Session, invoice_id)["pdf"]
+        path = out_dir / document.filename
+        path.write_bytes(document.content)
+        echo(f"    {path}")
+
+
+def plain(value: Decimal) -> str:
+    """A decimal as people write it: 20, 5.5, 1 (never 2E+1)."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ignore[no-untyped-def]  # noqa: N803
+    """Jira sends signed webhooks to the running app; the worker applies them;
+    finance's notification and the comment for Jira wait in the outbox.
+    Returns the id of the draft invoice the milestone produced."""
+    from dataclasses import replace
+
+    import requests
+
+    from jalon.connector.demo import jira_standin as demo_jira
+    from jalon.connector.app import create_app
+    from jalon.connector.settings import Settings
+    from jalon.connector.relay.worker import process_once
+    from jalon.core.catalog import get_integration, upsert_integration
+    from jalon.core.models import Delivery
+
+    now = datetime.now(timezone.utc)
+    with demo_jira.jira_api() as jira_site:
+        with unit_of_work(Session) as session:
+            integration = get_integration(session, "jira-atelier")
+            secret = integration.secret or ""
+            # the demo's Jira answers on this machine: allow the private address explicitly
+            upsert_integration(session, {
+                "key": integration.key, "source": integration.source, "name": integration.name,
+                "base_url": jira_site, "settings": {**integration.settings, "allow_private_network": True},
+            }, actor="demo")
+        app = create_app(str(engine.url), settings=Settings.from_env(run_worker=False, run_scheduler=False))
+        runtime = app.extensions["jalon"]
+        try:
+            with demo_jira.served(app) as jalon_url:
+                runtime.settings = replace(runtime.settings, public_url=jalon_url)  # the links finance gets
+                hook = f"{jalon_url}/hooks/jira/jira-atelier"
+                done = demo_jira.signed(secret, "demo-delivery-1", demo_jira.issue_done(jira_site, now))
+                answer = requests.post(hook, data=done[0], headers=done[1], timeout=10)
+                step("Jira: WEB-1 moved to Done", f"POST /hooks/jira/jira-atelier -> {answer.status_code} "
+                     f"{answer.json()['status']} (signed X-Hub-Signature, stored before the answer)")
+                again = requests.post(hook, data=done[0], headers=done[1], timeout=10)
+                step("Jira retries the same delivery", f"-> {again.status_code} {again.json()['status']}")
+                worklog = demo_jira.signed(secret, "demo-delivery-2", demo_jira.worklog_created(now, 5400))
+                logged = requests.post(hook, data=worklog[0], headers=worklog[1], timeout=10)
+                step("Jira: Bob logged 1 h 30 on DATA-7", f"-> {logged.status_code} {logged.json()['status']}")
+                forged = requests.post(hook, data=done[0], timeout=10, headers={
+                    **done[1], "X-Hub-Signature": "sha256=" + "0" * 64, "X-Atlassian-Webhook-Identifier": "forged"})
+                step("A forged delivery", f"-> {forged.status_code} {forged.json()['code']}, stored nowhere")
+                handled = sum(process_once(runtime, owner="demo") for _ in range(5))
+                approve_url = _report(runtime, step, echo, handled)
+                if approve_url is None:
+                    raise Invalid("the demo milestone's notification has no approval link", code="demo_failed")
+                _approve(approve_url, jalon_url, step)
+            with unit_of_work(runtime.sessionmaker) as session:
+                deliveries = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
+                drafts = [d for d in deliveries if d.outcomes and d.outcomes[0].get("invoice_id")]
+        finally:
+            runtime.dispose()
+    if not drafts:
+        raise Invalid("the demo milestone was not drafted", code="demo_failed")
+    return int(drafts[0].outcomes[0]["invoice_id"])
+
+
+def _report(runtime, step: _Steps, echo: Echo, handled: int) -> str | None:  # type: ignore[no-untyped-def]
+    """What the worker did, and what waits in the outbox; returns the approval link."""
+    from jalon.core.models import Delivery, OutboxMessage, TimeEntry
+
+    approve_url = None
+    with unit_of_work(runtime.sessionmaker) as session:
+        deliveries = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
+        effects = "; ".join(o.get("detail", "") for d in deliveries for o in d.outcomes)
+        step("The worker applied them", f"{handled} deliveries: {effects}")
+        entry = session.execute(select(TimeEntry)).scalars().first()
+        if entry is not None:
+            echo(f"    time ledger: {entry.task_ref} {entry.seconds} s by {entry.person_ref} "
+                 f"(the issue was fetched from Jira's REST API by the worker, not during the webhook)")
+        messages = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
+        for message in messages:
+            if message.kind == "milestone.done" and message.channel == "email":
+                step("Finance's notification (e-mail, in the outbox)", message.payload.get("subject", ""))
+                for line in str(message.payload.get("text", "")).splitlines():
+                    echo(f"    {line}")
+                approve_url = (message.payload.get("links") or {}).get("approve")
+            elif message.kind == "comment":
+                step("The comment that goes back to Jira", f"on {message.destination.get('task_ref')}")
+                echo(f"    {message.payload.get('text')}")
+    return approve_url
+
+
+def _approve(approve_url: str, jalon_url: str, step: _Steps) -> None:
+    """Finance opens the link of its e-mail, then clicks the button, as a browser would."""
+    import re
+
+    import requests
+
+    shown = requests.get(approve_url, timeout=10)
+    step("Finance opens the link of the e-mail", f"GET /approve/… -> {shown.status_code}: the draft and an "
+         "« Approuver » button (opening the link changes nothing)")
+    clicked = requests.post(approve_url, timeout=60, headers={"Origin": jalon_url, "Sec-Fetch-Site": "same-origin"})
+    issued = re.search(r"numéro (\S+),", clicked.text)
+    if clicked.status_code != 200 or issued is None:
+        raise Invalid(f"the demo's approval failed: {clicked.status_code}", code="demo_failed")
+    step("Finance clicks « Approuver »", f"POST -> {clicked.status_code}: invoice {issued.group(1)} issued "
+         "(numbered now, frozen, its Factur-X PDF stored); the link cannot be used again")
+
+
+class _Steps:
+    def __init__(self, echo: Echo):
+        self.echo = echo
+        self.count = 0
+
+    def __call__(self, title: str, detail: str) -> None:
+        self.count += 1
+        self.echo(f"[{self.count}] {title}: {detail}")
+
+
+def _print_invoice(session, invoice: Invoice, echo: Echo) -> None:  # type: ignore[no-untyped-def]
+    locale = "fr_FR" if (invoice.buyer or {}).get("language", "fr") == "fr" else "en_GB"
+
+    def fmt(amount) -> str:  # type: ignore[no-untyped-def]
+        return invoice.money(amount).quantize().format(locale)
+
+    totals = invoicing.invoice_totals(invoice)
+    seller, buyer = invoice.seller or {}, invoice.buyer or {}
+    rule = "-" * 72
+    echo("")
+    echo(rule)
+    echo(f"FACTURE {invoice.number}".ljust(44) + f"issued {invoice.issue_date}   due {invoice.due_date}")
+    echo(rule)
+    echo(f"From  {seller.get('name')} ({seller.get('legal_form')}), SIREN {seller.get('siren')}, "
+         f"TVA {seller.get('vat_number')}")
+    echo(f"To    {buyer.get('name')}, SIREN {buyer.get('siren')}, TVA {buyer.get('vat_number')}")
+    echo(f"      {buyer.get('address_line1')}, {buyer.get('postcode')} {buyer.get('city')}")
+    if invoice.purchase_order_ref:
+        echo(f"PO    {invoice.purchase_order_ref}")
+    echo("")
+    for line in invoice.lines:
+        echo(f"  {line.description}")
+        echo(f"  {'':<20} {plain(line.quantity):>6} x {fmt(line.unit_price):>14}"
+             f"   VAT {plain(line.vat_rate):>4} %   {fmt(line.net_amount):>14}")
+    echo("")
+    for group in totals.groups:
+        label = f"VAT {group.vat.category} {plain(group.vat.rate)} %"
+        echo(f"  {label:<24} base {group.base.format(locale):>14}   VAT {group.tax.format(locale):>12}")
+    echo(f"  {'Total excl. VAT':<50} {totals.net.format(locale):>18}")
+    echo(f"  {'Total VAT':<50} {totals.vat.format(locale):>18}")
+    echo(f"  {'Total incl. VAT':<50} {totals.gross.format(locale):>18}")
+    paid = payments.paid_total(invoice)
+    echo(f"  {'Paid':<50} {paid.format(locale):>18}")
+    echo(f"  {'Open balance':<50} {payments.open_balance(session, invoice).format(locale):>18}")
+    echo(rule)
+    terms = PaymentTerms(**invoice.payment_terms) if invoice.payment_terms else invoice.client.payment_terms
+    echo(f"terms: {terms.describe('en')}")
+    echo(f"status: {invoice.status}")
+    for balance in payments.client_balances(session, invoice.client):
+        echo(f"client {invoice.client.name} owes {balance.balance.format(locale)} in all ({balance.currency})")

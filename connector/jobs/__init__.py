@@ -1,0 +1,1 @@
+"""Scheduled jobs and the background loops (worker, dispatcher, scheduler) of a process."""

@@ -1,0 +1,1 @@
+"""The outbox: messages written with the billing change, the dispatcher that delivers them, what they say."""

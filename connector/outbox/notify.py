@@ -1,0 +1,375 @@
+"""What the project and finance hear when billing acts: outbox messages
+derived from the core's outcomes, in the same transaction.
+
+Event names a channel may subscribe to (``NotificationChannel.events``; an
+empty list means all of them):
+
+* ``milestone.done``: a milestone is done and its draft invoice exists, with
+  the amount, the client, the contract, the project, the milestone, the task
+  link and a one-click link to approve it (``{public_url}/approve/<token>``,
+  an :class:`~jalon.core.models.ApprovalLink` created in the same transaction,
+  once for all the channels). When the entity's auto-issue policy issued the
+  invoice at once, the message says so, with its number, and has no link. The
+  PM task also gets a comment (a write-back through the source plugin) saying
+  a draft invoice exists, or that the invoice is issued.
+* ``milestone.reopened_after_issue``: a task was reopened but its invoice is
+  already issued: finance must decide (a credit note, or nothing).
+* ``invoice.draft_cancelled``: a task was reopened and the draft it had caused
+  was cancelled.
+* ``milestone.task_deleted``: the task that completed a milestone was deleted
+  in the PM tool; nothing is undone, finance decides.
+
+When a milestone's invoice is issued, and when it is fully paid, the PM task
+gets a comment too (:func:`on_invoice_issued`, :func:`on_invoice_paid`, called
+by the API in the transaction that issues or records the payment; keys
+``comment:invoice.issued:<invoice id>`` and ``comment:invoice.paid:<invoice id>``).
+
+Each message's idempotency key is derived from its cause (the invoice, or the
+milestone and the event's time) and the channel, so a replayed delivery queues
+nothing new. Texts are French unless the channel's target says
+``language: en``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from html import escape
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from jalon.core import approval
+from jalon.core.events import Outcome
+from jalon.core.money import Money
+from jalon.core.models import Integration, Invoice, Milestone, NotificationChannel, TaskState
+from jalon.core.models import Mapping as ProjectMapping
+
+from jalon.connector.outbox.enqueue import enqueue
+from jalon.connector.settings import Settings
+
+MILESTONE_DONE = "milestone.done"
+# the texts of a milestone.done whose invoice the auto-issue policy issued at once
+AUTO_ISSUED = "milestone.done:auto_issued"
+REOPENED_AFTER_ISSUE = "milestone.reopened_after_issue"
+DRAFT_CANCELLED = "invoice.draft_cancelled"
+TASK_DELETED = "milestone.task_deleted"
+EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED, TASK_DELETED)
+COMMENT = "comment"
+# write-backs only (no channel event): the PM task hears when its milestone's invoice moves on
+INVOICE_ISSUED = "invoice.issued"
+INVOICE_PAID = "invoice.paid"
+
+EFFECT_EVENTS = {
+    "milestone_done": MILESTONE_DONE,
+    "reopened_after_issue": REOPENED_AFTER_ISSUE,
+    "draft_cancelled": DRAFT_CANCELLED,
+    "task_deleted": TASK_DELETED,
+}
+
+LABELS = {
+    "fr": {
+        "amount": "Montant", "client": "Client", "contract": "Contrat", "project": "Projet",
+        "milestone": "Jalon", "task": "Tâche", "approve": "Approuver", "invoice": "Facture",
+        "net": "HT", "gross": "TTC",
+        MILESTONE_DONE: ("Jalon terminé : {contract} — {milestone} ({amount})",
+                         "Le jalon « {milestone} » du contrat {reference} est terminé : "
+                         "une facture brouillon de {amount} attend votre approbation."),
+        AUTO_ISSUED: ("Jalon facturé : {contract} — {milestone} ({amount})",
+                      "Le jalon « {milestone} » du contrat {reference} est terminé : la facture {invoice} "
+                      "de {amount} a été émise aussitôt, son total TTC étant sous le seuil d'émission "
+                      "automatique de l'entité."),
+        REOPENED_AFTER_ISSUE: ("Tâche rouverte après facturation : {contract} — {milestone}",
+                               "La tâche {task} a été rouverte alors que la facture {invoice} du jalon "
+                               "« {milestone} » est déjà émise. À la finance de décider (avoir ou rien)."),
+        DRAFT_CANCELLED: ("Brouillon annulé : {contract} — {milestone}",
+                          "La tâche {task} a été rouverte : le jalon « {milestone} » redevient en attente "
+                          "et sa facture brouillon est annulée."),
+        TASK_DELETED: ("Tâche supprimée : {contract} — {milestone}",
+                       "La tâche {task} du jalon « {milestone} » a été supprimée dans l'outil de gestion de "
+                       "projet. Rien n'est annulé côté facturation : à la finance de décider."),
+        COMMENT: "jalon : le jalon « {milestone} » ({reference}) est terminé ; une facture brouillon a été "
+                 "créée et la finance est prévenue.",
+        INVOICE_ISSUED: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est émise.",
+        INVOICE_PAID: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est payée.",
+    },
+    "en": {
+        "amount": "Amount", "client": "Client", "contract": "Contract", "project": "Project",
+        "milestone": "Milestone", "task": "Task", "approve": "Approve", "invoice": "Invoice",
+        "net": "excl. VAT", "gross": "incl. VAT",
+        MILESTONE_DONE: ("Milestone done: {contract} — {milestone} ({amount})",
+                         "Milestone “{milestone}” of contract {reference} is done: "
+                         "a draft invoice of {amount} awaits your approval."),
+        AUTO_ISSUED: ("Milestone invoiced: {contract} — {milestone} ({amount})",
+                      "Milestone “{milestone}” of contract {reference} is done: invoice {invoice} of {amount} "
+                      "was issued at once, its total incl. VAT being below the entity's auto-issue threshold."),
+        REOPENED_AFTER_ISSUE: ("Task reopened after invoicing: {contract} — {milestone}",
+                               "Task {task} was reopened but invoice {invoice} of milestone “{milestone}” "
+                               "is already issued. Finance must decide (a credit note, or nothing)."),
+        DRAFT_CANCELLED: ("Draft cancelled: {contract} — {milestone}",
+                          "Task {task} was reopened: milestone “{milestone}” is pending again and its "
+                          "draft invoice is cancelled."),
+        TASK_DELETED: ("Task deleted: {contract} — {milestone}",
+                       "Task {task} of milestone “{milestone}” was deleted in the project tool. Nothing is "
+                       "undone in billing: finance decides."),
+        COMMENT: "jalon: milestone “{milestone}” ({reference}) is done; a draft invoice was created and "
+                 "finance was told.",
+        INVOICE_ISSUED: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is issued.",
+        INVOICE_PAID: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is paid.",
+    },
+}
+LOCALES = {"fr": "fr_FR", "en": "en_GB"}
+
+
+def on_outcomes(
+    session: Session,
+    outcomes: Sequence[Outcome],
+    *,
+    integration: Integration,
+    settings: Settings,
+    delivery_id: int | None = None,
+) -> int:
+    """Queue the notifications and write-backs these outcomes call for, in the
+    caller's transaction; return how many messages were newly queued."""
+    queued = 0
+    for outcome in outcomes:
+        event = EFFECT_EVENTS.get(outcome.effect)
+        if event is None or outcome.milestone_id is None:
+            continue
+        milestone = session.get(Milestone, outcome.milestone_id)
+        if milestone is None:
+            continue
+        invoice = _invoice_of(session, outcome, milestone)
+        facts = _facts(outcome, milestone, invoice)
+        cause = _cause(event, outcome, milestone, invoice)
+        approve_url = _approve_url_maker(session, invoice, settings) if event == MILESTONE_DONE else None
+        for channel in subscribed(session, event):
+            language = str((channel.target or {}).get("language") or "fr")
+            message = enqueue(
+                session,
+                channel=channel.kind,
+                kind=event,
+                idempotency_key=f"{cause}:{channel.key}",
+                destination={"channel": channel.key},
+                payload=_payload(event, facts, language, approve_url),
+                channel_id=channel.id,
+                delivery_id=delivery_id,
+                invoice_id=invoice.id if invoice is not None else None,
+            )
+            queued += message in session.new
+        if event == MILESTONE_DONE and milestone.task_ref:
+            issued = invoice is not None and invoice.number is not None
+            text = (LABELS["fr"][INVOICE_ISSUED] if issued else LABELS["fr"][COMMENT]).format(
+                milestone=milestone.name, reference=milestone.reference, number=invoice and invoice.number)
+            message = enqueue(
+                session,
+                channel=integration.source,
+                kind=COMMENT,
+                idempotency_key=f"{COMMENT}:{cause}",
+                destination={"integration": integration.key, "task_ref": milestone.task_ref,
+                             "project_ref": facts["project"]},
+                payload={"text": text, "task_url": milestone.task_url},
+                integration_id=integration.id,
+                delivery_id=delivery_id,
+            )
+            queued += message in session.new
+    return queued
+
+
+def _approve_url_maker(session: Session, invoice: Invoice | None, settings: Settings
+                       ) -> Callable[[], str] | None:
+    """A function giving the draft's one-click approval URL, creating its link
+    on the first call only: a replayed cause, whose messages exist, creates none."""
+    if invoice is None or not invoice.is_draft:
+        return None
+    made: list[str] = []
+
+    def url() -> str:
+        if not made:
+            _, token = approval.create_link(session, invoice, valid_for=timedelta(hours=settings.approval_link_hours))
+            made.append(f"{settings.public_url.rstrip('/')}/approve/{token}")
+        return made[0]
+
+    return url
+
+
+def _payload(event: str, facts: dict[str, Any], language: str, approve_url: Callable[[], str] | None
+             ) -> Callable[[], dict[str, Any]]:
+    def make() -> dict[str, Any]:
+        return render(event, {**facts, "approve_url": approve_url() if approve_url else None}, language)
+
+    return make
+
+
+def on_invoice_issued(session: Session, invoice: Invoice) -> int:
+    """Queue the comment telling the milestone's PM task its invoice is issued,
+    in the caller's transaction (the one that issues it); 1 when newly queued."""
+    return _invoice_comment(session, invoice, INVOICE_ISSUED)
+
+
+def on_invoice_paid(session: Session, invoice: Invoice) -> int:
+    """Queue the comment telling the milestone's PM task its invoice is fully
+    paid, in the caller's transaction; 1 when newly queued, 0 otherwise (not
+    paid, no milestone, already queued)."""
+    if invoice.status != "paid":
+        return 0
+    return _invoice_comment(session, invoice, INVOICE_PAID)
+
+
+def _invoice_comment(session: Session, invoice: Invoice, event: str) -> int:
+    milestone = invoice.milestone
+    if invoice.kind != "invoice" or milestone is None or not milestone.task_ref:
+        return 0
+    integration = task_integration(session, milestone)
+    if integration is None or not integration.enabled:
+        return 0
+    message = enqueue(
+        session,
+        channel=integration.source,
+        kind=COMMENT,
+        idempotency_key=f"{COMMENT}:{event}:{invoice.id}",
+        destination={"integration": integration.key, "task_ref": milestone.task_ref},
+        payload={"text": LABELS["fr"][event].format(number=invoice.number or f"#{invoice.id}",
+                                                    milestone=milestone.name, reference=milestone.reference),
+                 "task_url": milestone.task_url},
+        integration_id=integration.id,
+    )
+    return int(message in session.new)
+
+
+_TASK_INTEGRATIONS = (
+    select(Integration)
+    .join(ProjectMapping, ProjectMapping.integration_id == Integration.id)
+    .outerjoin(TaskState, (TaskState.integration_id == Integration.id)
+               & (TaskState.task_ref == bindparam("task_ref")))
+    .where(ProjectMapping.contract_id == bindparam("contract_id"))
+    .order_by(TaskState.id.is_(None), Integration.id)
+)
+
+
+def task_integration(session: Session, milestone: Milestone) -> Integration | None:
+    """The integration the milestone's task came through: among those mapped to
+    its contract, the one that knows the task, else the first."""
+    return session.execute(
+        _TASK_INTEGRATIONS, {"task_ref": milestone.task_ref, "contract_id": milestone.contract_id}
+    ).scalars().first()
+
+
+_ENABLED_CHANNELS = (
+    select(NotificationChannel).where(NotificationChannel.enabled.is_(True)).order_by(NotificationChannel.key)
+)
+_LATEST_ISSUED = (
+    select(Invoice)
+    .where(Invoice.milestone_id == bindparam("milestone_id"), Invoice.number.is_not(None))
+    .order_by(Invoice.id.desc())
+    .limit(1)
+)
+
+
+def subscribed(session: Session, event: str) -> list[NotificationChannel]:
+    channels = session.execute(_ENABLED_CHANNELS).scalars().all()
+    return [c for c in channels if not c.events or event in c.events]
+
+
+def _invoice_of(session: Session, outcome: Outcome, milestone: Milestone) -> Invoice | None:
+    if outcome.invoice_id is not None:
+        return session.get(Invoice, outcome.invoice_id)
+    # reopened after issue: the milestone's latest issued invoice
+    return session.execute(_LATEST_ISSUED, {"milestone_id": milestone.id}).scalar_one_or_none()
+
+
+def _cause(event: str, outcome: Outcome, milestone: Milestone, invoice: Invoice | None) -> str:
+    if event == MILESTONE_DONE and invoice is not None:
+        return f"{event}:{invoice.id}"
+    occurred_at = getattr(outcome.event, "occurred_at", None)
+    when = occurred_at.isoformat() if occurred_at is not None else "-"
+    return f"{event}:{milestone.id}:{when}"
+
+
+def _amount(value: Any, currency: str) -> str:
+    return f"{format(value, 'f')} {currency}"
+
+
+def _facts(outcome: Outcome, milestone: Milestone, invoice: Invoice | None) -> dict[str, Any]:
+    contract = milestone.contract
+    client = contract.client
+    event = outcome.event
+    facts: dict[str, Any] = {
+        "client": {"code": client.code, "name": client.name},
+        "contract": {"reference": contract.reference, "name": contract.name},
+        "project": getattr(event, "project_ref", None),
+        "milestone": {"id": milestone.id, "reference": milestone.reference, "name": milestone.name,
+                      "status": milestone.status},
+        "task": {"ref": milestone.task_ref or getattr(event, "task_ref", None),
+                 "url": milestone.task_url or getattr(event, "task_url", None)},
+        "invoice": None,
+        "approve_url": None,
+    }
+    if invoice is not None:
+        quantized = (invoice.money(invoice.total_net).quantize(), invoice.money(invoice.total_gross).quantize())
+        facts["invoice"] = {
+            "id": invoice.id,
+            "number": invoice.number,
+            "status": invoice.status,
+            "currency": invoice.currency,
+            "total_net": format(quantized[0].amount, "f"),
+            "total_gross": format(quantized[1].amount, "f"),
+            "amount": _amount(quantized[0].amount, invoice.currency),
+        }
+    return facts
+
+
+def render(event: str, facts: Mapping[str, Any], language: str = "fr") -> dict[str, Any]:
+    """The payload of one notification: subject, plain text, HTML, links, and
+    the structured ``data`` (amounts as decimal strings) for machine receivers."""
+    labels = LABELS.get(language, LABELS["fr"])
+    locale = LOCALES.get(language, "fr_FR")
+    invoice = facts.get("invoice")
+    amount = gross = ""
+    if invoice:
+        amount = f"{Money(Decimal(invoice['total_net']), invoice['currency']).format(locale)} {labels['net']}"
+        gross = f"{Money(Decimal(invoice['total_gross']), invoice['currency']).format(locale)} {labels['gross']}"
+    values = {
+        "contract": facts["contract"]["name"],
+        "reference": facts["contract"]["reference"],
+        "milestone": facts["milestone"]["name"],
+        "task": facts["task"]["ref"] or "?",
+        "invoice": (invoice or {}).get("number") or (f"#{invoice['id']}" if invoice else "?"),
+        "amount": amount,
+    }
+    auto_issued = event == MILESTONE_DONE and bool(invoice) and invoice.get("number") is not None
+    subject_template, intro_template = labels[AUTO_ISSUED if auto_issued else event]
+    rows: list[tuple[str, str, str | None]] = []
+    if invoice:
+        rows.append((labels["amount"], f"{amount} ({gross})", None))
+    rows += [
+        (labels["client"], facts["client"]["name"], None),
+        (labels["contract"], f"{facts['contract']['reference']} — {facts['contract']['name']}", None),
+        (labels["project"], str(facts.get("project") or "—"), None),
+        (labels["milestone"], f"{facts['milestone']['reference']} — {facts['milestone']['name']}", None),
+        (labels["task"], facts["task"]["ref"] or "—", facts["task"]["url"]),
+    ]
+    if facts.get("approve_url"):
+        rows.append((labels["approve"], facts["approve_url"], facts["approve_url"]))
+    intro = intro_template.format(**values)
+    text_lines = [intro, ""]
+    for label, value, link in rows:
+        shown = f"{value} — {link}" if link and link != value else value
+        text_lines.append(f"{label} : {shown}" if language == "fr" else f"{label}: {shown}")
+    html_rows = "".join(
+        f"<tr><th align=\"left\">{escape(label)}</th><td>"
+        + (f"<a href=\"{escape(link)}\">{escape(value)}</a>" if link else escape(value))
+        + "</td></tr>"
+        for label, value, link in rows
+    )
+    return {
+        "event": event,
+        "language": language if language in LABELS else "fr",
+        "subject": subject_template.format(**values),
+        "text": "\n".join(text_lines) + "\n",
+        "html": f"<p>{escape(intro)}</p><table>{html_rows}</table>",
+        "links": {"approve": facts.get("approve_url"), "task": facts["task"]["url"]},
+        "data": dict(facts),
+    }

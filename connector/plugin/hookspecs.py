@@ -1,0 +1,158 @@
+"""The plugin API: every hook a jalon plugin may implement.
+
+Project name, marker name and entry-point group are all ``jalon``; every hook
+is named ``jalon_<area>_<verb>`` and is called with keyword arguments only.
+A plugin implements the hooks it needs with :data:`hookimpl`::
+
+    from jalon.connector.plugin.hookspecs import hookimpl
+
+    @hookimpl
+    def jalon_source_register():
+        return SourceSpec(name="gitlab", title="GitLab", settings_schema=GitLabSettings)
+
+Source hooks receive the ``source`` name and answer ``None`` when the
+source is not theirs (``firstresult=True``: the first non-None answer wins),
+so one plugin can serve one tool without knowing the others.
+
+Every hook is documented in ``docs/plugins.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from jalon.connector.plugin.types import (
+        ChannelSpec,
+        Comment,
+        DeliveryView,
+        IntegrationView,
+        JobSpec,
+        OutboxView,
+        SendResult,
+        SourceSpec,
+        Translation,
+    )
+    from jalon.connector.net.http import RestClient
+
+PROJECT = "jalon"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- sources: a PM tool that sends webhooks -------------------------------------------
+
+
+@hookspec
+def jalon_source_register() -> SourceSpec:
+    """Describe a source plugin: its name (the ``<source>`` of
+    ``/hooks/<source>/<integration>``), a title, and the marshmallow schema of
+    its integration ``settings``. Called once when the plugin manager is built;
+    every source plugin answers (the results are collected)."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_verify(
+    source: str, integration: IntegrationView, headers: Mapping[str, str], body: bytes, now: datetime
+) -> bool | None:
+    """Say whether a delivery is authentic, from its RAW body bytes and headers,
+    before anything is parsed or stored. ``integration.secrets`` holds every
+    secret accepted right now (the current one, and the previous one during a
+    rotation overlap). Compare in constant time (``hmac.compare_digest``).
+    Return True or False for your source, None for another's. Called during
+    the webhook request: make no network call here."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_idempotency_key(
+    source: str, integration: IntegrationView, headers: Mapping[str, str], body: bytes
+) -> str | None:
+    """The key that makes a redelivery of the same event a duplicate (at most
+    200 characters): the tool's delivery id when it has a stable one, else a
+    key derived from the content. Called during the webhook request, after
+    verification: make no network call. Return None for another's source (the
+    connector then falls back to the SHA-256 of the body)."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_translate(
+    source: str, integration: IntegrationView, delivery: DeliveryView, http: RestClient
+) -> Translation | None:
+    """Turn a stored delivery into core events (``jalon.core.events``), by a
+    worker, outside any webhook request. ``http`` is a REST client for the
+    integration's ``base_url`` (timeouts, retries on 429/5xx honouring
+    Retry-After) for thin payloads that need the task fetched. Return
+    ``Translation(event_name, events)``, with no events and an
+    ``ignored`` reason for deliveries the plugin deliberately leaves alone.
+    Raise :class:`~jalon.connector.plugin.types.Unreadable` for an authentic
+    delivery that cannot be understood (it becomes a dead letter at once);
+    any other exception is retried with backoff."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_comment(
+    source: str, integration: IntegrationView, comment: Comment, http: RestClient
+) -> SendResult | None:
+    """Post ``comment.text`` on the task ``comment.task_ref`` in the PM tool
+    (the write-back that tells the project team billing has acted). Called by
+    the outbox dispatcher, with retries: raise
+    :class:`~jalon.connector.plugin.types.RetryLater` to be called again
+    later, :class:`~jalon.connector.plugin.types.PermanentFailure` to give up."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_connect(
+    source: str, integration: IntegrationView, webhook_url: str, projects: Sequence[str], http: RestClient
+) -> Sequence[str] | None:
+    """Register the connector's webhook in the PM tool, for ``jalon
+    integrations connect``: the integration was just created or updated (its
+    current secret is ``integration.secrets[0]``, its admin credentials in
+    ``integration.credentials``), ``webhook_url`` is where the tool must send
+    (``<public-url>/hooks/<source>/<key>``) and ``projects`` the PM projects to
+    filter on. Return the lines telling the admin what was done (never a
+    secret), or None for another's source. Raise
+    :class:`~jalon.connector.net.http.RemoteError` or
+    :class:`~jalon.connector.plugin.types.PermanentFailure` when the tool
+    refuses: the command reports it and exits 1."""
+
+
+# --- channels: where notifications go --------------------------------------------------
+
+
+@hookspec
+def jalon_channel_register() -> ChannelSpec:
+    """Describe a channel plugin: its name (the ``kind`` of a notification
+    channel, e.g. ``email``, ``chat``, ``webhook``), a title, and the
+    marshmallow schema of the channel's ``target``. Collected from all."""
+
+
+@hookspec(firstresult=True)
+def jalon_channel_send(channel: str, message: OutboxView, settings: Mapping[str, Any]) -> SendResult | None:
+    """Deliver one outbox message through the channel named ``channel``; answer
+    None when the channel is not yours. ``settings`` are the connector's own
+    settings (SMTP host, sender address...). Raise ``RetryLater`` (optionally
+    with ``after`` seconds, e.g. from a Retry-After header) or
+    ``PermanentFailure``; return a ``SendResult`` with the message id the
+    remote side gave, if any. Send with ``message.idempotency_key`` where the
+    remote side supports one."""
+
+
+# --- the relay's life --------------------------------------------------------------------
+
+
+@hookspec
+def jalon_delivery_processed(delivery: DeliveryView, outcomes: Sequence[Mapping[str, Any]]) -> None:
+    """Observe a delivery once its events were applied and committed (for
+    metrics or logs). Every plugin is called; exceptions are logged and never
+    undo the processing."""
+
+
+@hookspec
+def jalon_scheduler_jobs() -> Sequence[JobSpec]:
+    """Contribute scheduled jobs (polling, reconciliation, period close...):
+    each ``JobSpec`` names the job, its interval, and a function
+    ``run(context) -> dict`` that must be idempotent. Collected from all."""

@@ -1,0 +1,128 @@
+"""The small types that cross the plugin API (see :mod:`jalon.connector.plugin.hookspecs`).
+
+Plugins receive read-only views, never ORM objects: they cannot write to the
+database behind the connector's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from jalon.core.events import CoreEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    name: str
+    title: str
+    settings_schema: type | None = None  # a marshmallow Schema for Integration.settings
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    name: str
+    title: str
+    target_schema: type | None = None  # a marshmallow Schema for NotificationChannel.target
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationView:
+    key: str
+    source: str
+    name: str
+    base_url: str | None
+    settings: Mapping[str, Any]
+    # every secret accepted now: the current one first, then the previous one
+    # while the rotation overlap lasts
+    secrets: tuple[str, ...] = ()
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never shows the secrets or credentials
+        return f"IntegrationView(key={self.key!r}, source={self.source!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    id: int
+    integration: str
+    source: str
+    idempotency_key: str
+    received_at: datetime
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    event_name: str
+    events: Sequence[CoreEvent] = ()
+    ignored: str | None = None  # why nothing is done, for the delivery log
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    task_ref: str
+    text: str
+    idempotency_key: str
+    project_ref: str | None = None
+    task_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that goes with a message (an invoice's PDF), read from the
+    database by the dispatcher before the send."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+    def __repr__(self) -> str:  # never dumps the bytes into a log
+        return f"Attachment({self.filename!r}, {self.media_type!r}, {len(self.content)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxView:
+    id: int
+    kind: str
+    idempotency_key: str
+    destination: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    attempts: int
+    # the channel's write-only secret (webhook signing), when it has one
+    secret: str | None = None
+    allow_private_network: bool = False
+    # the files named by the payload's "attachments", loaded by the dispatcher
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    name: str
+    interval: timedelta
+    run: Callable[[Any], Mapping[str, Any] | None]
+    description: str = ""
+
+
+class Unreadable(Exception):
+    """An authentic delivery that cannot be understood: kept as a dead letter."""
+
+
+class RetryLater(Exception):
+    """Try again later; ``after`` seconds when the remote side said (Retry-After)."""
+
+    def __init__(self, reason: str, *, after: float | None = None):
+        super().__init__(reason)
+        self.after = after
+
+
+class PermanentFailure(Exception):
+    """Retrying will not help (e.g. 401, 404): the message ends ``failed``."""

@@ -1,0 +1,1 @@
+"""The relay: webhook intake, the inbox, the worker that turns deliveries into billing changes, retention."""
