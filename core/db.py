@@ -12,11 +12,13 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///jalon.db"
@@ -166,3 +168,21 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
 def is_postgresql(session_or_engine) -> bool:  # type: ignore[no-untyped-def]
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_ignoring_conflicts(dialect_name: str, table: Any, *,
+                              index_elements: Sequence[Any] | None = None) -> Any:
+    """``INSERT INTO table ... ON CONFLICT DO NOTHING`` in the dialect named
+    (``"postgresql"`` or ``"sqlite"``, what ``engine.dialect.name`` says): a
+    row whose key (``index_elements``, or any unique constraint when None) is
+    already stored is left out, on both engines the same way. ``table`` is a
+    Table or a mapped class; the caller adds ``.values(...)``, ``.returning(...)``.
+    """
+    try:
+        insert = _INSERTS[dialect_name]
+    except KeyError:
+        raise ValueError(f"no INSERT ... ON CONFLICT for the dialect {dialect_name!r}") from None
+    return insert(table).on_conflict_do_nothing(index_elements=index_elements)
