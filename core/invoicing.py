@@ -15,12 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import audit
 from . import guards as _guards  # noqa: F401  (installs the append-only guard)
+from .db import insert_ignoring_conflicts
 from .errors import Conflict, Invalid, NotFound
 from .models import Client, Contract, Entity, Invoice, InvoiceLine, InvoiceSequence, Milestone
 from .money import Money, to_decimal
@@ -237,12 +236,10 @@ def _sequence_for_update(session: Session, entity_id: int, year: int) -> Invoice
     The row lock is what serialises concurrent issuers on PostgreSQL; on SQLite
     every transaction already holds the write lock (BEGIN IMMEDIATE).
     """
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
-        insert(InvoiceSequence)
+        insert_ignoring_conflicts(session.get_bind().dialect.name, InvoiceSequence,
+                                  index_elements=["entity_id", "year"])
         .values(entity_id=entity_id, year=year, last_no=0)
-        .on_conflict_do_nothing(index_elements=["entity_id", "year"])
     )
     return session.execute(
         select(InvoiceSequence)

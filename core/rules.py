@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import audit
+from .db import insert_ignoring_conflicts
+from .errors import JalonError
 from .events import (
     CoreEvent,
     Outcome,
@@ -28,7 +28,6 @@ from .events import (
     TimeLogDeleted,
     TimeLogged,
 )
-from .errors import JalonError
 from .invoicing import BUSINESS_TZ, LineSpec, cancel_draft, create_draft, issue
 from .models import Integration, Invoice, Mapping, Milestone, TaskState, TimeEntry
 
@@ -47,11 +46,10 @@ _TASK_STATE_LOCKED = (
     .execution_options(populate_existing=True)
 )
 _TASK_STATE_INSERT = {
-    name: insert(TaskState.__table__)
+    name: insert_ignoring_conflicts(name, TaskState.__table__, index_elements=["integration_id", "task_ref"])
     .values(integration_id=bindparam("integration_id"), task_ref=bindparam("task_ref"), done=bindparam("done"),
             last_event_at=bindparam("last_event_at"))
-    .on_conflict_do_nothing(index_elements=["integration_id", "task_ref"])
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+    for name in ("postgresql", "sqlite")
 }
 _BOUND_MILESTONE = (
     select(Milestone)

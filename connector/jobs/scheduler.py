@@ -34,11 +34,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from jalon.core.db import unit_of_work
+from jalon.core.db import insert_ignoring_conflicts, unit_of_work
 from jalon.core.models import JobRun
 from jalon.core.types import utcnow
 
@@ -244,10 +242,9 @@ class Scheduler:
         with unit_of_work(self.runtime.sessionmaker) as session:
             values = {"job": job, "tick": tick, "owner": self.owner, "status": "running",
                       "started_at": now, "result": {}}
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
             statement = (
-                insert(_JOB_RUNS).values(**values)
-                .on_conflict_do_nothing(index_elements=["job", "tick"])
+                insert_ignoring_conflicts(session.get_bind().dialect.name, _JOB_RUNS, index_elements=["job", "tick"])
+                .values(**values)
                 .returning(_JOB_RUNS.c.id)
             )
             run_id = session.execute(statement).scalar()
