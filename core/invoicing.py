@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from . import guards as _guards  # noqa: F401  (installs the append-only guard)
+from .balances import credited_total, refresh_status
 from .db import insert_ignoring_conflicts
 from .errors import Conflict, Invalid, NotFound
 from .models import Client, Contract, Entity, Invoice, InvoiceLine, InvoiceSequence, Milestone
@@ -353,17 +354,6 @@ def issue(
     return invoice
 
 
-def credited_total(session: Session, invoice: Invoice) -> Money:
-    notes = session.execute(
-        select(Invoice.total_gross).where(
-            Invoice.corrects_invoice_id == invoice.id,
-            Invoice.kind == "credit_note",
-            Invoice.status != "cancelled",
-        )
-    ).scalars()
-    return sum((invoice.money(amount) for amount in notes), Money.zero(invoice.currency))
-
-
 def credit(
     session: Session,
     invoice_id: int,
@@ -422,7 +412,5 @@ def credit(
     audit.record(session, actor=actor, action="credit_note.drafted", subject=note, reason=reason,
                  details={"corrects": invoice.number})
     issue(session, note.id, actor=actor, issue_date=issue_date, reason=reason)
-    from .payments import refresh_status  # payments imports this module
-
     refresh_status(session, invoice, actor=actor, reason=reason)
     return note

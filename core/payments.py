@@ -1,4 +1,5 @@
-"""Payments received, their allocation to invoices, and open balances.
+"""Payments received, their allocation to invoices, and clients' balances
+(an invoice's own open balance: :mod:`jalon.core.balances`).
 
 A payment is recorded once and never edited. It is allocated to the invoices it
 names, in the order given, each up to its open balance; what is left over
@@ -15,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
+from .balances import open_balance, refresh_status
 from .errors import Conflict, Invalid, NotFound
-from .invoicing import credited_total
 from .models import Client, Invoice, Payment, PaymentAllocation
 from .money import Money
 
@@ -30,48 +31,6 @@ class Allocation:
 
     invoice_number: str
     amount: Money | None = None
-
-
-def paid_total(invoice: Invoice) -> Money:
-    return sum((invoice.money(a.amount) for a in invoice.allocations), Money.zero(invoice.currency))
-
-
-def open_balance(session: Session, invoice: Invoice) -> Money:
-    """What the client still owes on this invoice: its total, less payments and
-    credit notes. Drafts, cancelled invoices and credit notes owe nothing."""
-    if invoice.kind != "invoice" or invoice.status in ("draft", "cancelled"):
-        return Money.zero(invoice.currency)
-    return invoice.money(invoice.total_gross) - paid_total(invoice) - credited_total(session, invoice)
-
-
-def refresh_status(session: Session, invoice: Invoice, *, actor: str, reason: str | None = None) -> None:
-    """Derive the invoice's status from its payments and credit notes."""
-    if invoice.kind != "invoice" or invoice.status in ("draft", "cancelled"):
-        return
-    gross = invoice.money(invoice.total_gross)
-    credited = credited_total(session, invoice)
-    paid = paid_total(invoice)
-    if credited >= gross:
-        status = "credited"
-    elif paid + credited >= gross:
-        status = "paid"
-    elif paid.amount > 0:
-        status = "partially_paid"
-    else:
-        status = "issued"
-    if status != invoice.status:
-        previous, invoice.status = invoice.status, status
-        if status == "credited" and invoice.milestone is not None:
-            # the milestone's work is still done; it simply has no live invoice any more
-            invoice.milestone.status = "done"
-        audit.record(
-            session,
-            actor=actor,
-            action=f"invoice.{status}",
-            subject=invoice,
-            reason=reason,
-            details={"from": previous, "paid": paid, "credited": credited},
-        )
 
 
 def find_invoice_by_number(session: Session, number: str, *, entity_id: int | None = None) -> Invoice:

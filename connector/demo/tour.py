@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from jalon.connector.configfile import load
-from jalon.core import catalog, invoicing, payments
+from jalon.core import balances, catalog, invoicing, payments
 from jalon.core.catalog import apply_config
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.errors import Conflict, Invalid
@@ -289,9 +289,9 @@ def _print_invoice(session, invoice: Invoice, echo: Echo) -> None:  # type: igno
     echo(f"  {'Total excl. VAT':<50} {totals.net.format(locale):>18}")
     echo(f"  {'Total VAT':<50} {totals.vat.format(locale):>18}")
     echo(f"  {'Total incl. VAT':<50} {totals.gross.format(locale):>18}")
-    paid = payments.paid_total(invoice)
+    paid = balances.paid_total(invoice)
     echo(f"  {'Paid':<50} {paid.format(locale):>18}")
-    echo(f"  {'Open balance':<50} {payments.open_balance(session, invoice).format(locale):>18}")
+    echo(f"  {'Open balance':<50} {balances.open_balance(session, invoice).format(locale):>18}")
     echo(rule)
     terms = PaymentTerms(**invoice.payment_terms) if invoice.payment_terms else invoice.client.payment_terms
     echo(f"terms: {terms.describe('en')}")

@@ -20,6 +20,7 @@ from .. import guards as _guards  # noqa: F401  (the append-only guard covers th
 from ..db import unit_of_work
 from ..errors import NotFound
 from ..models import DOCUMENT_KINDS, Invoice, InvoiceDocument
+from .rendering import render
 from .view import require_issued
 
 MEDIA_TYPES = {"pdf": "application/pdf", "xml": "application/xml"}
@@ -67,8 +68,6 @@ def ensure(session: Session, invoice: Invoice) -> dict[str, InvoiceDocument]:
     if set(found) == set(DOCUMENT_KINDS):
         return found
     require_issued(invoice)
-    from . import render  # the package imports this module
-
     return _insert(session, invoice, render(invoice), found)
 
 
@@ -77,8 +76,6 @@ def ensure_committed(factory: sessionmaker[Session], invoice_id: int) -> dict[st
     in one short transaction, rendered with none open (no lock held, whatever
     the engine), and its documents stored in a second one, committed. Returns
     the stored rows (detached: read their columns, not their relationships)."""
-    from . import render
-
     with unit_of_work(factory) as session:
         found = _all_stored(session, invoice_id)
         if set(found) == set(DOCUMENT_KINDS):

@@ -6,11 +6,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from jalon.core.balances import open_balance
 from jalon.core.db import unit_of_work
 from jalon.core.errors import Conflict, Invalid
 from jalon.core.invoicing import credit, issue
 from jalon.core.models import Invoice, Milestone
-from jalon.core.payments import open_balance
 from jalon.core.rules import apply_event
 
 from tests.factories import completed, draft, issued, line

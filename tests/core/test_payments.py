@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from jalon.core import catalog
+from jalon.core.balances import open_balance
 from jalon.core.db import unit_of_work
 from jalon.core.errors import Conflict, Invalid, NotFound
 from jalon.core.invoicing import credit
 from jalon.core.models import AuditRecord, Invoice, Payment
 from jalon.core.money import Money
-from jalon.core.payments import Allocation, client_balances, open_balance, record_payment
+from jalon.core.payments import Allocation, client_balances, record_payment
 
 from tests.factories import OTHER_CLIENT, draft, issued, line
 

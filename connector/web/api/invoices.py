@@ -19,7 +19,7 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from jalon.core import approval, catalog, invoicing, payments
+from jalon.core import approval, balances, catalog, invoicing
 from jalon.core.models import INVOICE_KINDS, INVOICE_STATUSES, Client, Contract, Entity, Invoice
 from jalon.core.vat import Vat
 
@@ -225,9 +225,9 @@ def present_detail(invoice: Invoice) -> dict[str, Any]:
                   for line in invoice.lines],
         "vat_breakdown": [{"category": g.vat.category, "rate": g.vat.rate, "exemption_reason": g.vat.exemption_reason,
                            "base": g.base, "tax": g.tax} for g in totals.groups],
-        "paid": payments.paid_total(invoice),
-        "credited": invoicing.credited_total(session, invoice),
-        "open_balance": payments.open_balance(session, invoice),
+        "paid": balances.paid_total(invoice),
+        "credited": balances.credited_total(session, invoice),
+        "open_balance": balances.open_balance(session, invoice),
         "allocations": [{"payment_id": a.payment_id, "amount": invoice.money(a.amount),
                          "received_on": a.payment.received_on} for a in invoice.allocations],
         "prepaid_amount": invoice.money(invoice.prepaid_amount),
