@@ -42,7 +42,9 @@ from .vat import Vat
 Data = MappingABC[str, Any]
 
 SECRET_FIELDS = frozenset({"secret", "previous_secret", "credentials"})
-LANGUAGES = ("fr", "en")
+# the languages jalon speaks, each with the Babel locale its amounts and dates are written in
+LOCALES = {"fr": "fr_FR", "en": "en_GB"}
+LANGUAGES = tuple(LOCALES)
 OPERATION_NATURES = ("services", "goods", "mixed")
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from jalon.core.catalog import LANGUAGES
+
 from jalon.connector.net.http import RemoteError, RestClient, Unavailable
 from jalon.connector.plugin.types import OutboxView, PermanentFailure, RetryLater
 from jalon.connector.net.ssrf import UrlNotAllowed
@@ -16,7 +18,7 @@ from jalon.connector.net.ssrf import UrlNotAllowed
 class UrlTarget(Schema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=1000),
                         metadata={"description": "Where to POST (http or https)"})
-    language = fields.String(validate=validate.OneOf(("fr", "en")), metadata={"description": "fr (default) or en"})
+    language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={"description": "fr (default) or en"})
 
 
 def client_for(message: OutboxView, settings: Mapping[str, Any]) -> RestClient:

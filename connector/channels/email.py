@@ -25,6 +25,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from jalon.core.catalog import LANGUAGES
+
 from jalon.connector.plugin.hookspecs import hookimpl
 from jalon.connector.plugin.types import ChannelSpec, OutboxView, PermanentFailure, RetryLater, SendResult
 
@@ -35,7 +37,7 @@ class EmailTarget(Schema):
     to = fields.List(fields.Email(), required=True, validate=validate.Length(min=1, max=50),
                      metadata={"description": "Recipients, e.g. finance@example.com"})
     cc = fields.List(fields.Email(), validate=validate.Length(max=50))
-    language = fields.String(validate=validate.OneOf(("fr", "en")), metadata={"description": "fr (default) or en"})
+    language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={"description": "fr (default) or en"})
 
 
 def message_id(idempotency_key: str, mail_from: str) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from jalon.connector.configfile import load
 from jalon.core import balances, catalog, invoicing, payments
-from jalon.core.catalog import apply_config
+from jalon.core.catalog import LOCALES, apply_config
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.errors import Conflict, Invalid
 from jalon.core.invoicing import business_today
@@ -259,7 +259,7 @@ class _Steps:
 
 
 def _print_invoice(session, invoice: Invoice, echo: Echo) -> None:  # type: ignore[no-untyped-def]
-    locale = "fr_FR" if (invoice.buyer or {}).get("language", "fr") == "fr" else "en_GB"
+    locale = LOCALES.get((invoice.buyer or {}).get("language", "fr"), LOCALES["en"])
 
     def fmt(amount) -> str:  # type: ignore[no-untyped-def]
         return invoice.money(amount).quantize().format(locale)

@@ -42,6 +42,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jalon.core import approval
+from jalon.core.catalog import LOCALES
 from jalon.core.events import Outcome
 from jalon.core.money import Money
 from jalon.core.models import Integration, Invoice, Milestone, NotificationChannel, TaskState
@@ -120,7 +121,6 @@ LABELS = {
         INVOICE_PAID: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is paid.",
     },
 }
-LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 
 def on_outcomes(

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jalon.core import audit
+from jalon.core.catalog import LOCALES
 from jalon.core.db import unit_of_work
 from jalon.core.errors import Conflict, Invalid, NotFound
 from jalon.core.models import Invoice, OutboxMessage
@@ -34,7 +35,6 @@ from jalon.core.models import Invoice, OutboxMessage
 from jalon.connector.outbox.enqueue import enqueue
 
 SEND_KIND = "invoice.sent"
-LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 TEXTS = {
     "fr": {

@@ -27,6 +27,7 @@ from flask import Blueprint, Flask, current_app, request
 from sqlalchemy import select
 
 from jalon.core import approval
+from jalon.core.catalog import LANGUAGES, LOCALES
 from jalon.core.db import read_only_session, unit_of_work
 from jalon.core.errors import Conflict, JalonError, NotFound
 from jalon.core.models import Invoice, Mapping
@@ -39,7 +40,6 @@ from jalon.connector.runtime import Runtime
 
 bp = Blueprint("approval", __name__, url_prefix="/approve")
 
-LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 STATUS = {
     approval.LINK_UNKNOWN: 404,
     approval.LINK_USED: 409,
@@ -116,7 +116,7 @@ def _language(invoice: Invoice | None) -> str:
     if invoice is not None:
         language = (invoice.buyer or {}).get("language") or invoice.client.language
     else:
-        language = request.accept_languages.best_match(["fr", "en"]) or "fr"
+        language = request.accept_languages.best_match(LANGUAGES) or "fr"
     return language if language in TEXTS else "fr"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog import LANGUAGES
-LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {

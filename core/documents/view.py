@@ -19,6 +19,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
+from ..catalog import LOCALES
 from ..errors import Conflict
 from ..invoicing import LINE_DECIMALS, VatGroup, invoice_totals
 from ..models import Invoice, InvoiceLine
@@ -216,7 +217,7 @@ def build(invoice: Invoice) -> InvoiceView:
     buyer: dict[str, Any] = xml_safe(invoice.buyer or {})
     language = texts.language_of(buyer)
     words = texts.TEXTS[language]
-    fmt = _Format(language, texts.LOCALES[language], invoice.currency, minor_unit(invoice.currency))
+    fmt = _Format(language, LOCALES[language], invoice.currency, minor_unit(invoice.currency))
     total_gross = fmt.amount(invoice.total_gross)
     prepaid = fmt.amount(invoice.prepaid_amount or 0)
     due = fmt.amount(total_gross - prepaid)
