@@ -230,8 +230,12 @@ class Scheduler:
             try:
                 result = dict(job.run(context) or {})
             except Exception as error:
-                log.exception("scheduled job %s (tick %s) failed", job.name, tick.isoformat())
                 detail = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
+                # one line with the reason: a remote tool that is down fails every tick, and a
+                # traceback each time would bury the log; the run keeps the error (GET /api/v1/jobs)
+                log.error("scheduled job %s failed (tick %s): %s: %s", job.name, tick.isoformat(),
+                          type(error).__name__, next(iter(str(error).strip().splitlines()), ""))
+                log.debug("scheduled job %s (tick %s): traceback", job.name, tick.isoformat(), exc_info=True)
                 self._finish(run_id, "failed", error=detail)
                 return RunRecord(job.name, tick, "failed", error=detail)
             self._finish(run_id, "ok", result=_jsonable(result))
