@@ -98,9 +98,10 @@ def register_api(app: Flask) -> Api:
     from jalon.connector.web.api import audit, clients, contracts, entities, health, integrations, invoices, mappings, payments
     from jalon.connector.web.api import deliveries
     from jalon.connector.web.api import channels, outbox
+    from jalon.connector.web.api import jobs
 
     api.register_blueprint(health.blp)
     for module in (entities, clients, contracts, integrations, mappings, invoices, payments, audit, deliveries,
-                   outbox, channels):
+                   outbox, channels, jobs):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix)
     return api
