@@ -154,10 +154,6 @@ class Money:
         """Round to the currency's minor unit with the named mode."""
         return Money(quantize(self.amount, minor_unit(self.currency), rounding), self.currency)
 
-    @property
-    def is_zero(self) -> bool:
-        return self.amount == 0
-
     def min(self, other: Money) -> Money:
         return self if self <= other else other
 

@@ -37,7 +37,6 @@ DEFAULT_REASONS = {
     INTRA_EU: "Exonération de TVA, article 262 ter I du CGI",
     EXPORT: "Exonération de TVA, article 262 I du CGI",
 }
-FRENCH_RATES = (Decimal("20"), Decimal("10"), Decimal("5.5"), Decimal("2.1"))
 
 
 @dataclass(frozen=True, slots=True)
