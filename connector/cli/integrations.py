@@ -9,6 +9,7 @@ import click
 
 from jalon.core.db import unit_of_work
 from jalon.connector.cli.common import Context, domain_errors
+from jalon.connector.redaction import scrub
 
 
 @click.group()
@@ -90,10 +91,7 @@ def integrations_connect(obj: Context, source: str, site: str, key: str, name: s
                 lines = runtime.pm.hook.jalon_source_connect(
                     source=source, integration=view, webhook_url=webhook_url, projects=chosen, http=http)
             except (RemoteError, PermanentFailure) as error:
-                message = str(error)
-                for secret in view.secrets:
-                    message = message.replace(secret, "********")
-                click.echo(f"error [webhook_not_registered]: {message}", err=True)
+                click.echo(f"error [webhook_not_registered]: {scrub(str(error), view.secrets)}", err=True)
                 click.echo(f"the integration is saved; fix the cause and run the command again, "
                            f"or register {webhook_url} by hand (see the plugin's README)", err=True)
                 sys.exit(1)
