@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass, field
 
-import pluggy
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +16,9 @@ from jalon.core.db import database_url as resolve_database_url
 from jalon.core.db import make_engine, make_sessionmaker
 from jalon.core.errors import Invalid
 
-from jalon.connector.plugin.manager import get_plugin_manager
+from jalon.connector.net.http import LookupCache, RestClient, client_for
+from jalon.connector.plugin.manager import PluginManager, get_plugin_manager
+from jalon.connector.plugin.types import IntegrationView
 from jalon.connector.settings import Settings
 
 
@@ -24,7 +26,7 @@ from jalon.connector.settings import Settings
 class Runtime:
     engine: Engine
     sessionmaker: sessionmaker[Session]
-    pm: pluggy.PluginManager
+    pm: PluginManager
     settings: Settings
     # set by intake when a delivery is stored, by the worker when it wrote
     # outbox messages: the in-process loops wake at once instead of polling
@@ -32,9 +34,23 @@ class Runtime:
     wake_dispatcher: threading.Event = field(default_factory=threading.Event)
     # deliveries accepted by this process's intake (a rate, read by the worker loop)
     intake_accepted: int = 0
+    # the REST look-ups of every integration's client (an issue's project, a user's name)
+    http_cache: LookupCache = field(default_factory=LookupCache)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def rest_client(self, integration: IntegrationView, **options: Any) -> RestClient:
+        """The REST client for an integration's tool (its base URL, its SSRF
+        policy, this process's look-up cache): what every hook that calls the
+        tool receives, whoever calls it."""
+        return client_for(integration, timeout=self.settings.http_timeout_seconds, cache=self.http_cache, **options)
+
+
+# the key of the runtime's plugin manager in the ``info`` of each session it
+# makes: a write-back queued in any transaction asks its source plugin where it
+# goes (jalon.connector.outbox.notify), whoever opened the transaction
+SESSION_PLUGINS = "jalon.plugins"
 
 
 def build_runtime(
@@ -47,12 +63,10 @@ def build_runtime(
     settings = settings or Settings.from_env()
     extra = [*plugins, *load_extra_plugins(settings.extra_plugins)]
     engine = make_engine(resolve_database_url(database_url))
-    return Runtime(
-        engine=engine,
-        sessionmaker=make_sessionmaker(engine),
-        pm=get_plugin_manager(load_entrypoints=load_entrypoints, extra=extra),
-        settings=settings,
-    )
+    pm = get_plugin_manager(load_entrypoints=load_entrypoints, extra=extra)
+    sessions = make_sessionmaker(engine)
+    sessions.configure(info={SESSION_PLUGINS: pm})
+    return Runtime(engine=engine, sessionmaker=sessions, pm=pm, settings=settings)
 
 
 def load_extra_plugins(references: str) -> list[object]:

@@ -7,7 +7,7 @@ actor, and when it happened at the source. Durations are exact seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 
@@ -101,3 +101,41 @@ class Outcome:
     invoice_id: int | None = None
     time_entry_id: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type] = {kind.__name__: kind for kind in
+                                (TaskCompleted, TaskReopened, TaskDeleted, TimeLogged, TimeLogChanged, TimeLogDeleted)}
+_TIMES = ("occurred_at", "started_at")
+
+
+def event_to_json(event: CoreEvent) -> dict[str, object]:
+    """An event as JSON-safe data (times in ISO 8601 with their offset), e.g.
+    to be stored and applied later; :func:`event_from_json` reads it back."""
+    data: dict[str, object] = {"type": type(event).__name__}
+    for item in fields(event):
+        value = getattr(event, item.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[item.name] = value
+    return data
+
+
+def event_from_json(data: object) -> CoreEvent:
+    """The event :func:`event_to_json` wrote; ValueError for anything else."""
+    if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
+        raise ValueError("not a core event")
+    kind = EVENT_TYPES[data["type"]]
+    names = {item.name for item in fields(kind)}
+    values = {key: value for key, value in data.items() if key != "type"}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{data['type']}: unknown fields {', '.join(unknown)}")
+    for name in _TIMES:
+        if isinstance(values.get(name), str):
+            values[name] = datetime.fromisoformat(values[name])
+    try:
+        return kind(**values)
+    except TypeError as error:
+        raise ValueError(f"{data['type']}: {error}") from None

@@ -607,8 +607,25 @@ class Delivery(LeasedWork, Base):
     processed_at: Mapped[datetime | None]
     # what processing did: [{"effect": ..., "detail": ..., "invoice_id": ...}, ...]
     outcomes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # "webhook": sent by the tool; "reconcile": found by asking the tool, the
+    # body holds the core events themselves (never set from a request)
+    origin: Mapped[str] = mapped_column(String(20), default="webhook", server_default="webhook")
 
     integration: Mapped[Integration] = relationship()
+
+
+class SourceCursor(Base):
+    """How far an integration's reconciliation has looked: the start of its
+    last successful run (the next one asks for what changed since, minus an
+    overlap), and the last error, per integration, so one failing never holds
+    back the others."""
+
+    __tablename__ = "source_cursors"
+
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"), primary_key=True)
+    last_success_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")

@@ -8,6 +8,7 @@ event after a newer one, changes nothing the second time.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +103,15 @@ def apply_event(session: Session, event: CoreEvent) -> Outcome:
     integration = session.execute(_INTEGRATION_BY_KEY, {"key": event.integration}).scalar_one_or_none()
     if integration is None:
         return Outcome(event, "ignored", f"unknown integration {event.integration!r}")
+    if isinstance(event, TimeLogDeleted) and not event.project_ref:
+        # a deletion that names no task (Jira's deleted-worklog feed): the ledger knows where it was
+        known = session.execute(
+            select(TimeEntry.project_ref, TimeEntry.task_ref)
+            .where(TimeEntry.integration_id == integration.id, TimeEntry.worklog_ref == event.worklog_ref)
+        ).first()
+        if known is None:
+            return Outcome(event, "ignored", f"worklog {event.worklog_ref} was never billed here")
+        event = replace(event, project_ref=known.project_ref, task_ref=known.task_ref)
     mapping = find_mapping(session, integration, event.project_ref)
     if mapping is None:
         return Outcome(event, "ignored", f"project {event.project_ref!r} is not mapped to a contract")

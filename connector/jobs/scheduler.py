@@ -100,8 +100,11 @@ def builtin_jobs() -> list[JobSpec]:
 
 
 def collect_jobs(runtime: Runtime, *, builtins: bool = True) -> list[JobSpec]:
-    """Built-in jobs, then every plugin's; a name appearing twice is an error."""
-    jobs = builtin_jobs() if builtins else []
+    """Built-in jobs (with the reconciliation of each source that can say what
+    changed), then every plugin's; a name appearing twice is an error."""
+    from jalon.connector.jobs.reconcile import reconcile_jobs
+
+    jobs = [*builtin_jobs(), *reconcile_jobs(runtime)] if builtins else []
     for contributed in runtime.pm.hook.jalon_scheduler_jobs():
         jobs.extend(contributed or ())
     names = [job.name for job in jobs]

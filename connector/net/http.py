@@ -15,25 +15,47 @@ Errors form a small hierarchy that callers map to their own decisions::
       BadResponse    not the JSON that was expected
 
 Every URL goes through the SSRF guard (:mod:`jalon.connector.net.ssrf`) unless
-``allow_private_network`` is set. Error messages name the method, the host and
-the status, never the path or query (a chat webhook's path is its secret).
+``allow_private_network`` is set; :func:`client_for` is the one place that
+reads that policy from an integration, for the worker, the dispatcher,
+``jalon integrations connect`` and every scheduled job alike. Error messages
+name the method, the host and the status, never the path or query (a chat
+webhook's path is its secret).
+
+What every vendor client needs lives here, so that a plugin's client stays URL
+constants and one-line methods: an auth object per integration
+(:class:`BasicAuth`, :class:`BearerAuth`, :class:`QueryTokenAuth`), a TTL
+cache for look-ups (:meth:`RestClient.get_cached`) and pagination
+(:meth:`RestClient.paginate_offset`, :meth:`RestClient.paginate_cursor`).
+Retries are tenacity's.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
+import hashlib
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import cachetools
 import requests
+import tenacity
+from requests.auth import AuthBase
 
 from jalon.connector.net import ssrf
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_MAX_WAIT = 30.0
+# look-ups (an issue's project, a user's name) change seldom and are asked often
+CACHE_TTL_SECONDS = 300.0
+CACHE_MAX_ENTRIES = 4096
+# a paginated read stops here, whatever the remote side says: no endless loop
+DEFAULT_MAX_PAGES = 200
 
 
 class RemoteError(Exception):
@@ -86,6 +108,97 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+class Auth(AuthBase):
+    """How a vendor client authenticates, set once per integration with
+    :meth:`RestClient.using`. ``fingerprint`` tells two credentials apart in the
+    look-up cache without keeping them; ``repr`` never shows them."""
+
+    fingerprint: str = ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(...)"
+
+    @staticmethod
+    def _digest(*parts: str) -> str:
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+class BasicAuth(Auth):
+    """``Authorization: Basic`` (Jira Cloud: e-mail and API token)."""
+
+    def __init__(self, username: str, password: str):
+        raw = f"{username}:{password}".encode()
+        self._header = "Basic " + base64.b64encode(raw).decode("ascii")
+        self.fingerprint = self._digest("basic", username, password)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+
+class BearerAuth(Auth):
+    """``Authorization: Bearer <token>`` (personal access tokens, OAuth tokens);
+    ``scheme`` for tools that want another word (ClickUp sends the bare token: ``scheme=None``)."""
+
+    def __init__(self, token: str, *, scheme: str | None = "Bearer"):
+        self._header = f"{scheme} {token}" if scheme else token
+        self.fingerprint = self._digest("bearer", self._header)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+
+class QueryTokenAuth(Auth):
+    """A token in the query string (Bitrix24's ``auth=``). Error messages never
+    show a query, so the token stays out of logs."""
+
+    def __init__(self, param: str, token: str):
+        self.param = param
+        self._token = token
+        self.fingerprint = self._digest("query", param, token)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.prepare_url(request.url, {self.param: self._token})
+        return request
+
+
+class LookupCache:
+    """A process-wide, thread-safe TTL cache for REST look-ups, shared by the
+    clients of every integration (each entry is scoped by the client's base
+    URL, integration and credentials)."""
+
+    def __init__(self, ttl: float = CACHE_TTL_SECONDS, max_entries: int = CACHE_MAX_ENTRIES,
+                 timer: Callable[[], float] = time.monotonic):
+        self._items: cachetools.TTLCache = cachetools.TTLCache(maxsize=max_entries, ttl=ttl, timer=timer)
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _retryable(max_wait: float) -> Callable[[BaseException], bool]:
+    def decide(error: BaseException) -> bool:
+        if not isinstance(error, RemoteError):
+            return False
+        if error.retry_after is not None and error.retry_after > max_wait:
+            return False  # too long to hold a thread: the caller reschedules
+        if error.status is None:
+            return isinstance(error, Unavailable)  # timeouts, connection errors, unresolvable hosts
+        return error.status in RETRY_STATUSES
+
+    return decide
+
+
 class RestClient:
     """A small REST client for one base URL (or absolute URLs when None)."""
 
@@ -98,10 +211,12 @@ class RestClient:
         session: requests.Session | None = None,
         allow_private_network: bool = False,
         headers: Mapping[str, str] | None = None,
-        auth: Any = None,
+        auth: Auth | None = None,
         backoff_base: float = 0.5,
         max_wait: float = DEFAULT_MAX_WAIT,
         sleep: Callable[[float], None] = time.sleep,
+        cache: LookupCache | None = None,
+        cache_scope: str = "",
     ):
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
         self.timeout = timeout
@@ -110,6 +225,9 @@ class RestClient:
         self.backoff_base = backoff_base
         self.max_wait = max_wait
         self.sleep = sleep
+        self.auth = auth
+        self.cache = cache
+        self.cache_scope = cache_scope
         self.session = session or requests.Session()
         if not allow_private_network:
             guarded = ssrf.GuardedAdapter()
@@ -118,11 +236,18 @@ class RestClient:
         self.session.headers["User-Agent"] = "jalon"
         if headers:
             self.session.headers.update(headers)
-        if auth is not None:
-            self.session.auth = auth
 
     def __repr__(self) -> str:  # credentials may sit in the session: never shown
         return f"RestClient(base_url={self.base_url!r})"
+
+    def using(self, auth: Auth | None) -> RestClient:
+        """This client (same session, policy, retries and cache) authenticating with ``auth``."""
+        twin = copy.copy(self)
+        twin.auth = auth
+        return twin
+
+    def close(self) -> None:
+        self.session.close()
 
     def url_for(self, path_or_url: str) -> str:
         if urlsplit(path_or_url).scheme:
@@ -134,6 +259,11 @@ class RestClient:
     def _backoff(self, attempt: int) -> float:
         return min(self.max_wait, self.backoff_base * (2**attempt))
 
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        retry_after = getattr(error, "retry_after", None)
+        return retry_after if retry_after is not None else self._backoff(state.attempt_number - 1)
+
     def request(
         self,
         method: str,
@@ -144,45 +274,38 @@ class RestClient:
         params: Mapping[str, Any] | None = None,
         data: Any = None,
     ) -> requests.Response:
-        """Send a request; return the response when its status is below 400."""
+        """Send a request; return the response when its status is below 400.
+        429, 502, 503, 504, timeouts and connection errors are tried again
+        (``max_retries`` times, with backoff or the ``Retry-After`` asked)."""
         url = self.url_for(path_or_url)
         method = method.upper()
         where = f"{method} {urlsplit(url).hostname}"
-        attempt = 0
-        while True:
-            try:
-                ssrf.check_url(url, allow_private_network=self.allow_private_network)
-            except ssrf.UrlNotAllowed:
-                raise
-            except (OSError, UnicodeError) as error:
-                failure: RemoteError = Unavailable(f"{where}: cannot resolve the host ({type(error).__name__})")
-                wait = self._backoff(attempt)
-            else:
-                try:
-                    response = self.session.request(
-                        method, url, headers=headers, json=json, params=params, data=data, timeout=self.timeout
-                    )
-                except requests.Timeout:
-                    failure, wait = Unavailable(f"{where}: timed out after {self.timeout} s"), self._backoff(attempt)
-                except requests.ConnectionError as error:
-                    cause = type(error.__cause__ or error).__name__
-                    failure, wait = Unavailable(f"{where}: connection failed ({cause})"), self._backoff(attempt)
-                else:
-                    status = response.status_code
-                    if status < 400:
-                        return response
-                    failure = self._error(where, response)
-                    if status not in RETRY_STATUSES:
-                        raise failure
-                    retry_after = failure.retry_after
-                    if retry_after is not None and retry_after > self.max_wait:
-                        raise failure  # too long to hold a thread: the caller reschedules
-                    wait = retry_after if retry_after is not None else self._backoff(attempt)
-            if attempt >= self.max_retries:
-                raise failure
-            attempt += 1
-            self.sleep(wait)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            retry=tenacity.retry_if_exception(_retryable(self.max_wait)),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(self._attempt, method, url, where, headers=headers, json=json, params=params, data=data)
 
+    def _attempt(self, method: str, url: str, where: str, **kwargs: Any) -> requests.Response:
+        try:
+            ssrf.check_url(url, allow_private_network=self.allow_private_network)
+        except ssrf.UrlNotAllowed:
+            raise
+        except (OSError, UnicodeError) as error:
+            raise Unavailable(f"{where}: cannot resolve the host ({type(error).__name__})") from None
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, auth=self.auth, **kwargs)
+        except requests.Timeout:
+            raise Unavailable(f"{where}: timed out after {self.timeout} s") from None
+        except requests.ConnectionError as error:
+            cause = type(error.__cause__ or error).__name__
+            raise Unavailable(f"{where}: connection failed ({cause})") from None
+        if response.status_code >= 400:
+            raise self._error(where, response)
+        return response
     def _error(self, where: str, response: requests.Response) -> RemoteError:
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -216,3 +339,93 @@ class RestClient:
             raise BadResponse(f"{response.request.method if response.request else 'GET'} {host}: "
                               f"the answer is not valid JSON", status=response.status_code,
                               response=response) from None
+
+    # --- look-ups and pages: what every vendor client would otherwise write ---------------
+
+    def get_cached(self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+                   parse: Callable[[Any], Any] | None = None) -> Any:
+        """``get_json``, then ``parse`` of the answer, remembered for a few
+        minutes (the connector's look-up cache) per base URL, integration,
+        credentials, URL and parameters. Errors, including ``parse``'s, are
+        not remembered. Callers get their own copy."""
+        if self.cache is None:
+            answer = self.get_json(path_or_url, params=params)
+            return parse(answer) if parse is not None else answer
+        key = (self.cache_scope, getattr(self.auth, "fingerprint", ""), self.url_for(path_or_url),
+               tuple(sorted((str(k), str(v)) for k, v in (params or {}).items())),
+               getattr(parse, "__qualname__", None))
+        found = self.cache.get(key)
+        if found is None:
+            answer = self.get_json(path_or_url, params=params)
+            found = parse(answer) if parse is not None else answer
+            self.cache.put(key, found)
+        return copy.deepcopy(found)
+
+    def paginate_offset(self, path_or_url: str, *, items: str, params: Mapping[str, Any] | None = None,
+                        start_param: str = "startAt", limit_param: str | None = "maxResults", page_size: int = 100,
+                        total: str | None = "total", first: int = 0,
+                        max_pages: int = DEFAULT_MAX_PAGES) -> Iterator[Any]:
+        """Every item of an offset/limit listing (Jira's ``startAt``/``maxResults``,
+        ClickUp's ``page``, Bitrix24's ``start``): pages are asked until one is
+        short or empty, or ``total`` (when the answer says it) is reached.
+        ``items`` names the list in each page."""
+        offset = first
+        seen = 0
+        for _ in range(max_pages):
+            query = {**(params or {}), start_param: offset}
+            if limit_param:
+                query[limit_param] = page_size
+            page = self.get_json(path_or_url, params=query)
+            batch = _items_of(page, items)
+            yield from batch
+            seen += len(batch)
+            known_total = page.get(total) if total and isinstance(page, Mapping) else None
+            if not batch or len(batch) < page_size or (isinstance(known_total, int) and seen >= known_total):
+                return
+            offset += len(batch) if start_param != "page" else 1
+        raise BadResponse(f"GET {urlsplit(self.url_for(path_or_url)).hostname}: "
+                          f"more than {max_pages} pages; stopped")
+
+    def paginate_cursor(self, path_or_url: str, *, items: str, params: Mapping[str, Any] | None = None,
+                        next_page: Callable[[Mapping[str, Any]], Mapping[str, Any] | str | None],
+                        max_pages: int = DEFAULT_MAX_PAGES) -> Iterator[Any]:
+        """Every item of a cursor listing. ``next_page(page)`` says what comes
+        next: parameters to merge (``{"nextPageToken": ...}``), an absolute URL
+        (a ``nextPage`` link), or None when this page was the last."""
+        url, query = path_or_url, dict(params or {})
+        for _ in range(max_pages):
+            page = self.get_json(url, params=query)
+            yield from _items_of(page, items)
+            following = next_page(page)
+            if following is None:
+                return
+            if isinstance(following, str):
+                url, query = following, {}
+            else:
+                query = {**query, **following}
+        raise BadResponse(f"GET {urlsplit(self.url_for(path_or_url)).hostname}: "
+                          f"more than {max_pages} pages; stopped")
+
+
+def _items_of(page: Any, items: str) -> list[Any]:
+    if not isinstance(page, Mapping) or not isinstance(page.get(items), list):
+        raise BadResponse(f"the page has no list of {items!r}")
+    return page[items]
+
+
+def allows_private_network(integration: Any) -> bool:
+    """The one reading of an integration's SSRF policy: ``allow_private_network``
+    in its settings (a PM tool on the company's own network, such as Jira Data
+    Center on an intranet)."""
+    settings = getattr(integration, "settings", None) or {}
+    return settings.get("allow_private_network") is True
+
+
+def client_for(integration: Any, *, timeout: float, cache: LookupCache | None = None, max_retries: int = 3,
+               max_wait: float = DEFAULT_MAX_WAIT) -> RestClient:
+    """The REST client for an integration's tool, bound to its ``base_url``,
+    with the integration's SSRF policy: the one way the worker, the
+    dispatcher, ``jalon integrations connect`` and the scheduled jobs build one."""
+    return RestClient(integration.base_url, timeout=timeout, max_retries=max_retries, max_wait=max_wait,
+                      allow_private_network=allows_private_network(integration), cache=cache,
+                      cache_scope=f"{integration.key}|{integration.base_url or ''}")

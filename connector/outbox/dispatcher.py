@@ -45,7 +45,8 @@ from jalon.core.errors import JalonError
 from jalon.core.models import Integration, NotificationChannel, OutboxMessage
 from jalon.core.types import utcnow
 
-from jalon.connector.net.http import RestClient
+from jalon.connector.net.http import BadResponse, RateLimited, RemoteError, Unavailable
+from jalon.connector.net.ssrf import UrlNotAllowed
 from jalon.connector.plugin.types import (
     Attachment,
     Comment,
@@ -71,7 +72,6 @@ class Claim:
     channel: str
     view: OutboxView | None = None
     integration: IntegrationView | None = None
-    allow_private_network: bool = False
     # a reason to fail at once, without sending (disabled channel, last attempt's sender died)
     refuse: str | None = None
     secrets: tuple[str, ...] = ()
@@ -224,8 +224,7 @@ def _describe(session: Any, message: OutboxMessage, token: str) -> Claim:
         settings=settings, secrets=(), credentials=dict(integration.credentials or {}),
     )
     secrets = tuple(str(v) for v in (integration.credentials or {}).values() if isinstance(v, str) and len(v) > 3)
-    return Claim(**base, view=view, integration=integration_view,
-                 allow_private_network=bool(settings.get("allow_private_network", False)), secrets=secrets)
+    return Claim(**base, view=view, integration=integration_view, secrets=secrets)
 
 
 def _url_secrets(target: Any) -> tuple[str, ...]:
@@ -250,15 +249,12 @@ def outcome_of(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any
     settings = runtime.settings
     if item.refuse is not None:
         return Result(item, "failed", error=item.refuse)
+    allow = ("allow_private_network: true in the integration's settings" if item.integration is not None
+             else "allow_private_network: true on the channel")
     try:
-        result = _send(runtime, item, channel_settings=channel_settings)
+        result = decided(lambda: _send(runtime, item, channel_settings=channel_settings), allow=allow)
     except RetryLater as error:
-        if item.attempts >= settings.max_attempts:
-            return Result(item, "failed", error=f"gave up after {item.attempts} attempts: {error}")
-        delay = backoff_seconds(item.attempts, settings)
-        if error.after is not None:
-            delay = min(max(float(error.after), 0.0), settings.backoff_max_seconds)
-        return Result(item, "pending", error=str(error), delay=delay)
+        return _retry_later(item, settings, error)
     except PermanentFailure as error:
         return Result(item, "failed", error=str(error))
     except Exception as error:  # a plugin's bug or an unexpected answer: retried, bounded
@@ -270,6 +266,41 @@ def outcome_of(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any
     if result is None:
         return Result(item, "failed", error=f"no plugin for channel {item.channel}")
     return Result(item, "sent", external_id=result.external_id)
+
+
+def decided(send: Callable[[], SendResult | None], *, allow: str) -> SendResult | None:
+    """Run a send, the remote side's errors turned into the outbox's decisions,
+    so that a plugin may let the REST client's errors through:
+
+    * 429, 5xx, timeouts, connection errors: :class:`RetryLater` (after the
+      ``Retry-After`` asked, if any);
+    * 401, 403, 404 and any other 4xx: :class:`PermanentFailure`;
+    * a 2xx whose body is not what was expected: sent (the message exists
+      there; sending again would double it);
+    * a URL the SSRF guard refuses: :class:`PermanentFailure` naming the
+      setting (``allow``) that would let it through.
+    """
+    try:
+        return send()
+    except UrlNotAllowed as error:
+        raise PermanentFailure(f"{error.message} (a tool on your own network needs {allow})") from None
+    except BadResponse as error:
+        if error.status is not None and error.status < 400:
+            return SendResult(external_id=None)
+        raise PermanentFailure(str(error)) from None
+    except (RateLimited, Unavailable) as error:
+        raise RetryLater(str(error), after=error.retry_after) from None
+    except RemoteError as error:
+        raise PermanentFailure(str(error)) from None
+
+
+def _retry_later(item: Claim, settings: Any, error: RetryLater) -> Result:
+    if item.attempts >= settings.max_attempts:
+        return Result(item, "failed", error=f"gave up after {item.attempts} attempts: {error}")
+    delay = backoff_seconds(item.attempts, settings)
+    if error.after is not None:
+        delay = min(max(float(error.after), 0.0), settings.backoff_max_seconds)
+    return Result(item, "pending", error=str(error), delay=delay)
 
 
 def send_claimed(runtime: Runtime, item: Claim) -> bool:
@@ -312,20 +343,25 @@ def _send(runtime: Runtime, item: Claim, *, channel_settings: dict[str, Any] | N
             project_ref=destination.get("project_ref"),
             task_url=item.view.payload.get("task_url"),
         )
-        http = RestClient(item.integration.base_url, timeout=runtime.settings.http_timeout_seconds,
-                          max_retries=1, max_wait=5.0, allow_private_network=item.allow_private_network)
+        hooks = runtime.pm.source(item.integration.source)
+        if hooks is None:
+            raise PermanentFailure(f"no installed plugin serves {item.integration.source!r}")
+        # one retry in-process at most: the outbox's own backoff does the rest
+        http = runtime.rest_client(item.integration, max_retries=1, max_wait=5.0)
         try:
-            return runtime.pm.hook.jalon_source_comment(
-                source=item.integration.source, integration=item.integration, comment=comment, http=http
-            )
+            return hooks.jalon_source_comment(
+                source=item.integration.source, integration=item.integration, comment=comment, http=http)
         finally:
-            http.session.close()
+            http.close()
     # a copy per send: a plugin that changes its dict changes nobody else's
     settings = dict(channel_settings) if channel_settings is not None else asdict(runtime.settings)
     view = item.view
     if view.payload.get("attachments"):
         view = replace(view, attachments=load_attachments(runtime, view.payload["attachments"]))
-    return runtime.pm.hook.jalon_channel_send(channel=item.channel, message=view, settings=settings)
+    hooks = runtime.pm.channel(item.channel)
+    if hooks is None:
+        return None
+    return hooks.jalon_channel_send(channel=item.channel, message=view, settings=settings)
 
 
 def _finish(message: OutboxMessage, status: str, *, error: str | None = None) -> None:

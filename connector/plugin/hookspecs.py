@@ -2,17 +2,19 @@
 
 Project name, marker name and entry-point group are all ``jalon``; every hook
 is named ``jalon_<area>_<verb>`` and is called with keyword arguments only.
-A plugin implements the hooks it needs with :data:`hookimpl`::
+A plugin implements the hooks it needs with :data:`hookimpl`, imported from
+the kit (:mod:`jalon.connector.plugin`)::
 
-    from jalon.connector.plugin.hookspecs import hookimpl
+    from jalon.connector.plugin import SourceSpec, hookimpl
 
     @hookimpl
     def jalon_source_register():
         return SourceSpec(name="gitlab", title="GitLab", settings_schema=GitLabSettings)
 
-Source hooks receive the ``source`` name and answer ``None`` when the
-source is not theirs (``firstresult=True``: the first non-None answer wins),
-so one plugin can serve one tool without knowing the others.
+Source hooks are routed: they reach only the plugin whose
+``jalon_source_register`` named the ``source`` (channel hooks likewise), so a
+plugin never checks whose turn it is. They still receive the name, for a
+plugin that serves several tools.
 
 Every hook is documented in ``docs/plugins.md``; a test fails when one is not.
 """
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         Translation,
     )
     from jalon.connector.net.http import RestClient
+    from jalon.core.events import CoreEvent
 
 PROJECT = "jalon"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -118,6 +121,38 @@ def jalon_source_connect(
     :class:`~jalon.connector.net.http.RemoteError` or
     :class:`~jalon.connector.plugin.types.PermanentFailure` when the tool
     refuses: the command reports it and exits 1."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_reconcile(
+    source: str, integration: IntegrationView, projects: Sequence[str], since: datetime, now: datetime,
+    http: RestClient
+) -> Sequence[CoreEvent] | None:
+    """Say what changed in the tool between ``since`` and ``now`` in the mapped ``projects``
+    (tasks that completed or reopened, time logged, changed or deleted), as
+    core events: the catch-up for deliveries the tool never sent or never
+    retried. Called by the connector's ``reconcile.<source>`` job, outside any
+    request and any transaction; the connector owns the schedule, the cursor
+    (``since`` is the last success minus an overlap), one integration's
+    failure never stops the others, and each event goes through the same
+    deduplicated inbox as a webhook delivery (a synthetic delivery, visible in
+    the delivery log and replayable). Give each event a stable ``event_id``
+    (the same change found twice is one delivery). The core is idempotent on
+    task states and worklogs: reporting a change the webhook already brought
+    bills nothing twice. Raise :class:`~jalon.connector.net.http.RemoteError`
+    when the tool cannot be asked: the run fails for this integration only and
+    the next one looks back from its last success again."""
+
+
+@hookspec(firstresult=True)
+def jalon_source_comment_targets(
+    source: str, integration: IntegrationView, task_ref: str, project_ref: str | None
+) -> Sequence[str] | None:
+    """Where a write-back about ``task_ref`` goes: the task references to
+    comment on, ``[]`` for nowhere (something that cannot receive a comment,
+    such as a Jira version). Not implemented or None: the task itself. Called
+    when the write-back is queued, inside the billing transaction: make no
+    network call."""
 
 
 # --- channels: where notifications go --------------------------------------------------

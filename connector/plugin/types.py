@@ -11,7 +11,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from marshmallow import RAISE, Schema, fields
+
 from jalon.core.events import CoreEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOption:
+    """An option of ``jalon integrations connect <source>`` that a source
+    plugin contributes: ``--<flag> VALUE`` stores VALUE under ``key`` in the
+    integration's ``settings`` or ``credentials`` (write-only, never printed)."""
+
+    flag: str  # e.g. "api-token" for --api-token
+    key: str  # e.g. "api_token"
+    into: str = "settings"  # "settings" or "credentials"
+    help: str = ""
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.into not in ("settings", "credentials"):
+            raise ValueError(f"ConnectOption {self.flag!r}: into must be 'settings' or 'credentials'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +38,8 @@ class SourceSpec:
     name: str
     title: str
     settings_schema: type | None = None  # a marshmallow Schema for Integration.settings
+    # options of `jalon integrations connect <name>` (credentials, settings)
+    connect_options: tuple[ConnectOption, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +147,18 @@ class RetryLater(Exception):
 
 class PermanentFailure(Exception):
     """Retrying will not help (e.g. 401, 404): the message ends ``failed``."""
+
+
+class IntegrationSettings(Schema):
+    """The settings every integration has, whatever its tool. A source
+    plugin's ``settings_schema`` extends it (``class JiraSettings(IntegrationSettings)``);
+    unknown keys are refused with their name, so a misspelt setting never
+    passes silently."""
+
+    class Meta:
+        unknown = RAISE
+
+    allow_private_network = fields.Boolean(
+        load_default=False,
+        metadata={"description": "The tool is on the company's own network (e.g. Jira Data Center on an intranet): "
+                                 "let jalon reach private addresses for it (the SSRF guard refuses them otherwise)."})

@@ -20,6 +20,7 @@ it a dead letter, visible and replayable (:func:`replay`).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from jalon.core import audit
 from jalon.core.db import read_only_session
 from jalon.core.errors import Conflict
-from jalon.core.events import Outcome
+from jalon.core.events import Outcome, event_from_json
 from jalon.core.models import Delivery, Integration
 from jalon.core.rules import apply_event
 from jalon.core.types import utcnow
@@ -44,11 +45,12 @@ from jalon.core.types import utcnow
 from jalon.connector.outbox import notify
 
 from jalon.connector import backoff as retry
-from jalon.connector.net.http import RestClient
 from jalon.connector.relay.intake import integration_view
 from jalon.connector.plugin.types import DeliveryView, IntegrationView, Translation, Unreadable
 from jalon.connector.runtime import Runtime
 from jalon.connector.settings import Settings
+
+RECONCILE = "reconcile"
 
 log = logging.getLogger("jalon.connector.relay.worker")
 
@@ -66,6 +68,8 @@ class Claimed:
     delivery: DeliveryView
     integration: IntegrationView
     integration_id: int
+    # "webhook", or "reconcile": the body holds the core event the reconciliation found
+    origin: str = "webhook"
 
 
 class LeaseLost(Exception):
@@ -132,6 +136,7 @@ def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = No
             delivery=_view(delivery, integration),
             integration=integration_view(integration, settings, now),
             integration_id=integration.id,
+            origin=delivery.origin,
         ) for delivery, integration in rows]
 
 
@@ -150,30 +155,36 @@ def _view(delivery: Delivery, integration: Integration) -> DeliveryView:
 # ------------------------------------------------------------------ translate
 
 
-def rest_client(integration: IntegrationView, settings: Settings) -> RestClient:
-    """The REST client handed to ``jalon_source_translate``, bound to the
-    integration's ``base_url``. A tool on the company's own network (Jira Data
-    Center on an intranet) needs ``allow_private_network: true`` in the
-    integration's settings: the SSRF guard refuses private addresses otherwise."""
-    return RestClient(
-        base_url=integration.base_url,
-        timeout=settings.http_timeout_seconds,
-        allow_private_network=bool(integration.settings.get("allow_private_network")),
-    )
-
-
 def translate(runtime: Runtime, item: Claimed) -> Translation:
-    translation = runtime.pm.hook.jalon_source_translate(
-        source=item.delivery.source,
-        integration=item.integration,
-        delivery=item.delivery,
-        http=rest_client(item.integration, runtime.settings),
-    )
+    if item.origin == RECONCILE:
+        return found_by_reconciliation(item)
+    source = item.delivery.source
+    hooks = runtime.pm.source(source)
+    if hooks is None:
+        raise LookupError(f"no installed plugin translates {source!r} deliveries")
+    http = runtime.rest_client(item.integration)
+    try:
+        translation = hooks.jalon_source_translate(
+            source=source, integration=item.integration, delivery=item.delivery, http=http)
+    finally:
+        http.close()
     if translation is None:
-        raise LookupError(f"no installed plugin translates {item.delivery.source!r} deliveries")
+        raise LookupError(f"no installed plugin translates {source!r} deliveries")
     if not isinstance(translation, Translation):
         raise TypeError(f"jalon_source_translate answered a {type(translation).__name__}, not a Translation")
     return translation
+
+
+def found_by_reconciliation(item: Claimed) -> Translation:
+    """A synthetic delivery: the event the reconciliation found, stored as
+    itself (:mod:`jalon.connector.jobs.reconcile`); no plugin is asked again."""
+    try:
+        event = event_from_json(json.loads(item.delivery.body))
+    except ValueError as error:
+        raise Unreadable(f"not a stored core event: {error}") from None
+    if event.integration != item.integration.key:
+        raise Unreadable("the stored event names another integration")
+    return Translation(f"{RECONCILE}:{type(event).__name__}", [event])
 
 
 # ------------------------------------------------------------------ apply

@@ -4,53 +4,38 @@ dispatcher through ``jalon_source_comment``.
 
 Cloud: REST API v3 with an Atlassian Document Format body, basic auth with
 ``credentials.email`` + ``credentials.api_token``. Data Center: REST API v2
-with a plain body and a personal access token (``credentials.pat``).
+with a plain body and a personal access token (``credentials.pat``). Jira's
+answers (401, 404, 429, 5xx...) become the dispatcher's decisions in the
+connector; only what Jira cannot be asked without is checked here.
 """
 
 from __future__ import annotations
 
-from jalon.connector.plugin.hookspecs import hookimpl
-from jalon.connector.net.http import BadResponse, NotFound, RateLimited, RemoteError, RestClient, Unauthorized, Unavailable
-from jalon.connector.plugin.types import Comment, IntegrationView, PermanentFailure, RetryLater, SendResult
+from collections.abc import Sequence
+
+from jalon.connector.plugin import Comment, IntegrationView, PermanentFailure, RestClient, SendResult
 
 from . import client
 
-SOURCE = "jira"
+VERSION_PREFIX = "version:"
 
 
-@hookimpl
-def jalon_source_comment(source: str, integration: IntegrationView, comment: Comment,
-                         http: RestClient) -> SendResult | None:
-    if source != SOURCE:
-        return None
-    return post(integration, comment, http)
+def targets(task_ref: str) -> Sequence[str] | None:
+    """A released version completes milestones but is no issue: nothing to comment on."""
+    return [] if task_ref.startswith(VERSION_PREFIX) else None
 
 
 def post(integration: IntegrationView, comment: Comment, http: RestClient) -> SendResult:
-    """Post one comment; map Jira's answers to the dispatcher's decisions."""
+    """Post one comment and return its id."""
     if not comment.task_ref:
         raise PermanentFailure("the comment names no Jira issue")
     if not integration.base_url:
         raise PermanentFailure(f"integration {integration.key} has no base_url (the Jira site)")
     jira = client.JiraClient(http, integration)
-    if not jira.headers:
+    if jira.http.auth is None:
         needed = ("credentials.pat" if client.flavour(integration) == client.DATACENTER
                   else "credentials.email and credentials.api_token")
         raise PermanentFailure(f"integration {integration.key} has no {needed} to write to Jira")
-    try:
-        answer = client.post_comment(jira, comment.task_ref, comment.text)
-    except Unauthorized as error:  # 401, 403: the token or its permissions must be fixed first
-        raise PermanentFailure(f"Jira refused the credentials: {error}") from None
-    except NotFound as error:
-        raise PermanentFailure(f"issue {comment.task_ref} not found: {error}") from None
-    except RateLimited as error:
-        raise RetryLater(f"Jira rate limit: {error}", after=error.retry_after) from None
-    except Unavailable as error:  # 5xx, timeouts, connection errors
-        raise RetryLater(str(error), after=error.retry_after) from None
-    except BadResponse:  # Jira said 2xx, so the comment exists: posting again would duplicate it
-        return SendResult(external_id=None)
-    except RemoteError as error:  # another 4xx (400: a body Jira refuses) will not get better
-        raise PermanentFailure(str(error)) from None
+    answer = client.post_comment(jira, comment.task_ref, comment.text)
     comment_id = answer.get("id")
     return SendResult(external_id=str(comment_id) if comment_id is not None else None)
-

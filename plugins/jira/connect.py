@@ -8,25 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jalon.connector.plugin.hookspecs import hookimpl
-from jalon.connector.net.http import RemoteError, RestClient
-from jalon.connector.plugin.types import IntegrationView, PermanentFailure
+from jalon.connector.plugin import IntegrationView, PermanentFailure, RemoteError, RestClient
 
 from . import client
 
-SOURCE = "jira"
 EVENTS: tuple[str, ...] = (
     "jira:issue_updated", "worklog_created", "worklog_updated", "worklog_deleted",
     "jira:version_released", "jira:issue_deleted",
 )
-
-
-@hookimpl
-def jalon_source_connect(source: str, integration: IntegrationView, webhook_url: str, projects: Sequence[str],
-                         http: RestClient) -> Sequence[str] | None:
-    if source != SOURCE:
-        return None
-    return register(integration, webhook_url, projects, http)
 
 
 def projects_jql(projects: Sequence[str]) -> str | None:
@@ -41,7 +30,7 @@ def register(integration: IntegrationView, webhook_url: str, projects: Sequence[
     if not integration.secrets:
         raise PermanentFailure(f"integration {integration.key} has no secret to give Jira")
     jira = client.JiraClient(http, integration)
-    if not jira.headers:
+    if jira.http.auth is None:
         raise PermanentFailure("admin credentials are needed to register the webhook (--email and --api-token)")
     jql = projects_jql(projects)
     secret = integration.secrets[0]

@@ -33,8 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from jalon.connector.net.http import BadResponse, NotFound, RestClient
-from jalon.connector.plugin.types import DeliveryView, IntegrationView, Translation, Unreadable
+from jalon.connector.plugin import BadResponse, DeliveryView, IntegrationView, NotFound, RestClient, Translation, Unreadable
 from jalon.core.events import (
     TaskCompleted,
     TaskDeleted,

@@ -28,7 +28,7 @@ from typing import Any
 
 import jwt
 
-from jalon.connector.plugin.types import IntegrationView
+from jalon.connector.plugin import IntegrationView
 
 SIGNATURE_HEADER = "x-hub-signature"
 SIGNATURE_PREFIX = "sha256="

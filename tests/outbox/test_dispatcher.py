@@ -11,7 +11,7 @@ from jalon.connector.outbox.dispatcher import claim, dispatch_once, send_claimed
 from jalon.connector.backoff import backoff_seconds
 from jalon.connector.plugin.hookspecs import hookimpl
 from jalon.connector.outbox.enqueue import enqueue
-from jalon.connector.plugin.types import PermanentFailure, RetryLater, SendResult
+from jalon.connector.plugin.types import ChannelSpec, PermanentFailure, RetryLater, SendResult, SourceSpec
 from jalon.connector.runtime import build_runtime
 from jalon.core.models import OutboxMessage
 from jalon.core.types import utcnow
@@ -27,9 +27,11 @@ class Recorder:
         self.sent: list = []
 
     @hookimpl
+    def jalon_channel_register(self):  # type: ignore[no-untyped-def]
+        return ChannelSpec(name="fake", title="Fake")
+
+    @hookimpl
     def jalon_channel_send(self, channel, message, settings):  # type: ignore[no-untyped-def]
-        if channel != "fake":
-            return None
         self.sent.append(message)
         answer = self.answers.pop(0) if self.answers else SendResult(external_id=f"ext-{message.id}")
         if isinstance(answer, Exception):
@@ -234,9 +236,11 @@ class FakeSource:
         self.calls: list = []
 
     @hookimpl
+    def jalon_source_register(self):  # type: ignore[no-untyped-def]
+        return SourceSpec(name="jira", title="Jira")
+
+    @hookimpl
     def jalon_source_comment(self, source, integration, comment, http):  # type: ignore[no-untyped-def]
-        if source != "jira":
-            return None
         self.calls.append((integration, comment, http))
         response = http.request("POST", f"issue/{comment.task_ref}/comment", json={"body": comment.text})
         return SendResult(external_id=response.json()["id"])
@@ -271,6 +275,10 @@ def test_a_write_back_goes_through_the_source_plugin_with_a_rest_client(db_url, 
 
 
 class Leaky:
+    @hookimpl
+    def jalon_channel_register(self):  # type: ignore[no-untyped-def]
+        return ChannelSpec(name="webhook", title="Leaky webhook")
+
     @hookimpl
     def jalon_channel_send(self, channel, message, settings):  # type: ignore[no-untyped-def]
         raise RetryLater(f"failed posting to {message.destination['url']} signed with {message.secret}")

@@ -137,3 +137,14 @@ def test_the_default_timeout_is_sent_with_every_request(client) -> None:  # type
     responses.get(f"{BASE}/x", json={})
     client.get_json("x")
     assert responses.calls[0].request.req_kwargs["timeout"] == 2
+
+
+def test_the_rest_client_for_a_plugin_allows_the_private_network_only_when_the_integration_says_so():
+    from jalon.connector.net.http import client_for
+    from jalon.connector.plugin.types import IntegrationView
+
+    def view(settings):  # type: ignore[no-untyped-def]
+        return IntegrationView(key="k", source="jira", name="J", base_url="https://jira.intranet", settings=settings)
+
+    assert client_for(view({}), timeout=1).allow_private_network is False
+    assert client_for(view({"allow_private_network": True}), timeout=1).allow_private_network is True

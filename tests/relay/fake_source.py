@@ -1,5 +1,5 @@
 """A source plugin written the way a third party would, with nothing but the
-plugin API: the hook markers from the connector, the event types from the core.
+plugin kit (``jalon.connector.plugin``) and the event types from the core.
 
 Its tool signs deliveries with ``X-Fake-Signature: sha256=<hex HMAC of the raw
 body>``, names them with ``X-Fake-Delivery``, and sends tiny JSON payloads::
@@ -16,8 +16,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
-from jalon.connector.plugin.hookspecs import hookimpl
-from jalon.connector.plugin.types import Comment, SendResult, SourceSpec, Translation, Unreadable
+from jalon.connector.plugin import Comment, SendResult, SourceSpec, Translation, Unreadable, hookimpl
 from jalon.core.events import TaskCompleted, TimeLogged
 
 
@@ -38,6 +37,9 @@ class FakeSource:
         self.translated: list[int] = []
         self.processed: list[tuple[int, list]] = []
         self.comments: list[Comment] = []
+        # what reconciliation finds, by integration key; an exception there is raised instead
+        self.changes: dict[str, object] = {}
+        self.reconciled: list[tuple[str, list[str], datetime, datetime]] = []
         self.http_seen: list[object] = []
 
     @hookimpl
@@ -46,8 +48,6 @@ class FakeSource:
 
     @hookimpl
     def jalon_source_verify(self, source, integration, headers, body, now):  # type: ignore[no-untyped-def]
-        if source != self.name:
-            return None
         if self.while_verifying is not None:
             self.while_verifying()
         if self.verify_error is not None:
@@ -59,14 +59,10 @@ class FakeSource:
 
     @hookimpl
     def jalon_source_idempotency_key(self, source, integration, headers, body):  # type: ignore[no-untyped-def]
-        if source != self.name:
-            return None
         return headers.get("x-fake-delivery") or None
 
     @hookimpl
     def jalon_source_translate(self, source, integration, delivery, http):  # type: ignore[no-untyped-def]
-        if source != self.name:
-            return None
         self.translated.append(delivery.id)
         self.http_seen.append(http)
         if self.translate_error is not None:
@@ -94,14 +90,20 @@ class FakeSource:
 
     @hookimpl
     def jalon_source_comment(self, source, integration, comment, http):  # type: ignore[no-untyped-def]
-        if source != self.name:
-            return None
         self.comments.append(comment)
         return SendResult(external_id=f"comment-{len(self.comments)}")
 
     @hookimpl
     def jalon_delivery_processed(self, delivery, outcomes):  # type: ignore[no-untyped-def]
         self.processed.append((delivery.id, list(outcomes)))
+
+    @hookimpl
+    def jalon_source_reconcile(self, source, integration, projects, since, now, http):  # type: ignore[no-untyped-def]
+        self.reconciled.append((integration.key, list(projects), since, now))
+        found = self.changes.get(integration.key, [])
+        if isinstance(found, Exception):
+            raise found
+        return found
 
 
 class OtherSource(FakeSource):

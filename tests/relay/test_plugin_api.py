@@ -75,14 +75,38 @@ def test_an_unreadable_delivery_replays_once_after_the_plugin_is_fixed(app, runt
     assert len(rows(runtime, Invoice)) == 1
 
 
-def test_source_hooks_answer_only_for_their_own_source(runtime, fake):  # type: ignore[no-untyped-def]
+def test_source_hooks_reach_only_the_plugin_that_registered_the_source(runtime, fake):  # type: ignore[no-untyped-def]
     assert set(sources(runtime.pm)) == {"fake", "other"}
-    hook = runtime.pm.hook
     comment = Comment(task_ref="WEB-1", text="Invoice drafted", idempotency_key="c-1")
-    result = hook.jalon_source_comment(source="fake", integration=None, comment=comment, http=None)
+    result = runtime.pm.source("fake").jalon_source_comment(source="fake", integration=None, comment=comment,
+                                                           http=None)
     assert result == SendResult(external_id="comment-1") and fake.comments == [comment]
-    assert hook.jalon_source_comment(source="gitlab", integration=None, comment=comment, http=None) is None
-    assert hook.jalon_source_idempotency_key(source="gitlab", integration=None, headers={}, body=b"") is None
+    # plugins check no name: each is asked for its own source only
+    other = next(p for p in runtime.pm.get_plugins() if isinstance(p, OtherSource))
+    assert other.comments == []
+    runtime.pm.source("other").jalon_source_comment(source="other", integration=None, comment=comment, http=None)
+    assert other.comments == [comment] and fake.comments == [comment]
+    assert runtime.pm.source("gitlab") is None
+
+
+def test_a_plugin_that_registers_no_source_still_sees_every_call(db_url):  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    class Timing:
+        @hookimpl(wrapper=True)
+        def jalon_source_idempotency_key(self, source, integration, headers, body):  # type: ignore[no-untyped-def]
+            seen.append(source)
+            return (yield)
+
+    pm = get_plugin_manager(load_entrypoints=False, extra=[FakeSource(), OtherSource(), Timing()])
+    assert pm.source("fake").jalon_source_idempotency_key(
+        source="fake", integration=None, headers={"x-fake-delivery": "d-1"}, body=b"x") == "d-1"
+    assert seen == ["fake"]
+
+
+def test_two_plugins_registering_one_source_fail_at_start_up():  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="two plugins register the source 'fake'"):
+        get_plugin_manager(load_entrypoints=False, extra=[FakeSource(), FakeSource()])
 
 
 def test_a_misspelt_hook_fails_loudly_at_start_up(db_url):  # type: ignore[no-untyped-def]

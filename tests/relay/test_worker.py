@@ -342,15 +342,3 @@ def test_a_batch_of_milestones_queues_each_notification_once(app, runtime):  # t
     with runtime.sessionmaker() as session:
         keys = list(session.execute(select(OutboxMessage.idempotency_key)).scalars())
     assert len(keys) == len(set(keys))
-
-
-def test_the_rest_client_for_a_plugin_allows_the_private_network_only_when_the_integration_says_so():
-    from jalon.connector.plugin.types import IntegrationView
-    from jalon.connector.settings import Settings
-    from jalon.connector.relay.worker import rest_client
-
-    def view(settings):  # type: ignore[no-untyped-def]
-        return IntegrationView(key="k", source="jira", name="J", base_url="https://jira.intranet", settings=settings)
-
-    assert rest_client(view({}), Settings()).allow_private_network is False
-    assert rest_client(view({"allow_private_network": True}), Settings()).allow_private_network is True

@@ -70,22 +70,16 @@ class FakePlugin:
     @hookimpl
     def jalon_source_verify(self, source: str, integration: Any, headers: Mapping[str, str], body: bytes,
                             now: datetime) -> bool | None:
-        if source != SOURCE:
-            return None
         given = headers.get("x-fake-signature", "")
         return any(hmac.compare_digest(sign(secret, body), given) for secret in integration.secrets)
 
     @hookimpl
     def jalon_source_idempotency_key(self, source: str, integration: Any, headers: Mapping[str, str],
                                      body: bytes) -> str | None:
-        if source != SOURCE:
-            return None
         return headers.get("x-fake-delivery") or None
 
     @hookimpl
     def jalon_source_translate(self, source: str, integration: Any, delivery: Any, http: Any) -> Translation | None:
-        if source != SOURCE:
-            return None
         try:
             data = json.loads(delivery.body)
         except ValueError as error:
@@ -111,8 +105,6 @@ class FakePlugin:
 
     @hookimpl
     def jalon_source_comment(self, source: str, integration: Any, comment: Any, http: Any) -> SendResult | None:
-        if source != SOURCE:
-            return None
         _record(f"comment:{comment.idempotency_key}", {"task": comment.task_ref, "text": comment.text})
         return SendResult(external_id=f"comment-{comment.task_ref}")
 
@@ -122,8 +114,6 @@ class FakePlugin:
 
     @hookimpl
     def jalon_channel_send(self, channel: str, message: OutboxView, settings: Mapping[str, Any]) -> SendResult | None:
-        if channel != CHANNEL:
-            return None
         _record(message.idempotency_key, dict(message.payload))
         return SendResult(external_id=f"record-{message.id}")
 

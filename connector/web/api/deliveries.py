@@ -32,6 +32,9 @@ class DeliveryOut(Schema):
     source = fields.String()
     idempotency_key = fields.String()
     event_name = fields.String(allow_none=True)
+    origin = fields.String(metadata={
+        "enum": ["webhook", "reconcile"],
+        "description": "webhook: sent by the tool; reconcile: found by asking the tool (the body is the event)"})
     status = fields.String(metadata={"enum": list(DELIVERY_STATUSES)})
     attempts = fields.Integer()
     received_at = fields.DateTime()

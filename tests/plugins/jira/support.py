@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jalon.connector.net.http import RestClient
+from jalon.connector.net.http import LookupCache, RestClient
 from jalon.connector.plugin.types import DeliveryView, IntegrationView
-from jalon.plugins.jira import client, verify
+from jalon.plugins.jira import verify
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "jira"
@@ -54,10 +54,16 @@ def delivery(body: bytes, headers: dict[str, str] | None = None, delivery_id: in
                         received_at=NOW, headers=headers or {}, body=body)
 
 
-def rest_client(base_url: str = SITE) -> RestClient:
-    return RestClient(base_url, timeout=2.0, max_retries=2, allow_private_network=True, sleep=lambda _s: None)
+# the look-up cache a running connector shares between the clients of its integrations
+CACHE = LookupCache()
+
+
+def rest_client(base_url: str = SITE, *, key: str = KEY, cache: LookupCache | None = CACHE) -> RestClient:
+    """The integration's client as the connector builds it (with the look-up
+    cache, scoped to the integration), answering whatever ``responses`` says."""
+    return RestClient(base_url, timeout=2.0, max_retries=2, allow_private_network=True, sleep=lambda _s: None,
+                      cache=cache, cache_scope=f"{key}|{base_url}")
 
 
 def clear_caches() -> None:
-    client.ISSUE_CACHE.clear()
-    client.PROJECT_CACHE.clear()
+    CACHE.clear()

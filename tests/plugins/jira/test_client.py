@@ -7,7 +7,7 @@ import pytest
 import requests
 import responses
 
-from jalon.connector.net.http import BadResponse, NotFound, RateLimited, Unauthorized, Unavailable
+from jalon.connector.net.http import LookupCache, BadResponse, NotFound, RateLimited, Unauthorized, Unavailable
 from jalon.connector.plugin.types import Unreadable
 from jalon.plugins.jira import client, translate
 
@@ -37,7 +37,7 @@ def test_get_issue_is_cached_per_integration_and_issue():
     jira().get_issue("10070")
     jira().get_issue("10070")
     assert len(responses.calls) == 1
-    other = client.JiraClient(rest_client(), integration().__class__(
+    other = client.JiraClient(rest_client(key="other"), integration().__class__(
         key="other", source="jira", name="Other", base_url=SITE, settings={}, secrets=("x",)))
     other.get_issue("10070")
     assert len(responses.calls) == 2
@@ -46,9 +46,9 @@ def test_get_issue_is_cached_per_integration_and_issue():
 @responses.activate
 def test_the_cache_forgets_an_issue_after_its_time_to_live():
     now = [0.0]
-    cache = client.TtlCache(ttl=10, clock=lambda: now[0])
+    cache = LookupCache(ttl=10, timer=lambda: now[0])
     responses.get(URL, json=rest_fixture("issue__web_7"))
-    fetch = client.JiraClient(rest_client(), integration(), issue_cache=cache)
+    fetch = client.JiraClient(rest_client(cache=cache), integration())
     fetch.get_issue("10070")
     now[0] = 11.0
     fetch.get_issue("10070")

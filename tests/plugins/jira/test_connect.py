@@ -20,7 +20,7 @@ from jalon.connector.plugin.types import IntegrationView
 from jalon.connector.plugin.manager import get_plugin_manager
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.models import Integration
-from jalon.plugins.jira.connect import EVENTS, jalon_source_connect
+from jalon.plugins.jira.connect import EVENTS
 from tests import factories
 
 SITE = "https://jira.atelier.test"
@@ -170,11 +170,12 @@ def test_an_unknown_source_is_refused(db_url) -> None:  # type: ignore[no-untype
     assert result.exit_code == 1 and "unknown_source" in result.output
 
 
-def test_the_hook_leaves_other_sources_alone() -> None:
-    view = IntegrationView(key="k", source="clickup", name="n", base_url=SITE, settings={}, secrets=("s",))
-    http = RestClient(SITE, timeout=1.0)
-    assert jalon_source_connect(source="clickup", integration=view, webhook_url="https://x/hooks/clickup/k",
-                                projects=[], http=http) is None
+def test_the_hook_is_routed_to_the_jira_plugin_only() -> None:
+    import jalon.plugins.jira
+
+    pm = get_plugin_manager()
+    assert pm.source("jira")._plugin is jalon.plugins.jira
+    assert pm.source("nosuchtool") is None
 
 
 @responses.activate
@@ -184,8 +185,9 @@ def test_the_plugin_answers_the_hook_through_the_entry_point() -> None:
                            credentials={"email": "a@atelier.example", "api_token": TOKEN})
     pm = get_plugin_manager()
 
-    lines = pm.hook.jalon_source_connect(source="jira", integration=view, webhook_url="https://x/hooks/jira/k",
-                                         projects=["WEB"], http=RestClient(SITE, timeout=1.0))
+    lines = pm.source("jira").jalon_source_connect(source="jira", integration=view,
+                                                   webhook_url="https://x/hooks/jira/k", projects=["WEB"],
+                                                   http=RestClient(SITE, timeout=1.0))
 
     assert lines[0] == f"webhook registered in Jira ({WEBHOOKS}/9): https://x/hooks/jira/k"
     assert all("s" != line and TOKEN not in line for line in lines)

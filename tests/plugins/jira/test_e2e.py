@@ -140,14 +140,12 @@ def app(db_url, monkeypatch):  # type: ignore[no-untyped-def]
         raise socket.gaierror(socket.EAI_NONAME, "not a test name")
 
     monkeypatch.setattr(ssrf, "resolve_host", resolve)
-    client.ISSUE_CACHE.clear()
     app = create_app(db_url, TESTING=True)
     with unit_of_work(app.extensions["jalon"].sessionmaker) as session:
         factories.seed(session, integrations=[{**factories.INTEGRATION, "base_url": SITE, "credentials": {
             "email": "bot@atelier.example", "api_token": "tok"}}])
     yield app
     app.extensions["jalon"].engine.dispose()
-    client.ISSUE_CACHE.clear()
 
 
 @responses.activate

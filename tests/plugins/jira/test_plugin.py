@@ -1,5 +1,5 @@
 """The Jira plugin registers through the ``jalon`` entry-point group like a
-third party's, and its source hooks answer for ``jira`` only."""
+third party's, and the connector routes only ``jira``'s source hooks to it."""
 
 from __future__ import annotations
 
@@ -21,29 +21,25 @@ def test_the_plugin_is_found_through_the_entry_point_group():
 
 
 def test_the_source_hooks_answer_for_jira():
-    pm = get_plugin_manager()
+    pm = get_plugin_manager().source("jira")
     view = integration()
-    assert pm.hook.jalon_source_verify(source="jira", integration=view, headers=signed_headers(BODY),
+    assert pm.jalon_source_verify(source="jira", integration=view, headers=signed_headers(BODY),
                                        body=BODY, now=NOW) is True
-    assert pm.hook.jalon_source_verify(source="jira", integration=view, headers={}, body=BODY, now=NOW) is False
-    assert pm.hook.jalon_source_idempotency_key(source="jira", integration=view,
+    assert pm.jalon_source_verify(source="jira", integration=view, headers={}, body=BODY, now=NOW) is False
+    assert pm.jalon_source_idempotency_key(source="jira", integration=view,
                                                 headers={"x-atlassian-webhook-identifier": "d-1"},
                                                 body=BODY) == "jira-delivery:d-1"
-    translation = pm.hook.jalon_source_translate(source="jira", integration=view, delivery=delivery(BODY),
+    translation = pm.jalon_source_translate(source="jira", integration=view, delivery=delivery(BODY),
                                                  http=rest_client())
     assert [type(e) for e in translation.events] == [TaskCompleted]
 
 
 @responses.activate
-def test_the_jira_hooks_leave_other_sources_alone():
-    pm = get_plugin_manager(load_entrypoints=False)
+def test_the_jira_hooks_are_never_asked_for_another_source():
     import jalon.plugins.jira as plugin
 
+    pm = get_plugin_manager(load_entrypoints=False)
     pm.register(plugin)
-    view = integration()
-    assert pm.hook.jalon_source_verify(source="clickup", integration=view, headers=signed_headers(BODY),
-                                       body=BODY, now=NOW) is None
-    assert pm.hook.jalon_source_idempotency_key(source="clickup", integration=view, headers={}, body=BODY) is None
-    assert pm.hook.jalon_source_translate(source="clickup", integration=view, delivery=delivery(BODY),
-                                          http=rest_client()) is None
+    assert pm.source("clickup") is None
+    assert pm.source("jira")._plugin is plugin
     assert len(responses.calls) == 0

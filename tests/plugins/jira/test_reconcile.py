@@ -1,6 +1,7 @@
 """Reconciliation: with intake down, a completed issue and a logged worklog
-are found by the ``jira.reconcile`` job and billed exactly once, however
-often it runs and even when the webhook arrives as well."""
+are found by the connector's ``reconcile.jira`` job (the plugin only says what
+changed) and billed exactly once, however often it runs and even when the
+webhook arrives as well."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from jalon.connector.net import ssrf
 
 from jalon.connector.relay import worker
 from jalon.connector.app import create_app
-from jalon.connector.jobs.scheduler import JobContext, collect_jobs
+from jalon.connector.jobs.reconcile import reconcile_source
+from jalon.connector.jobs.scheduler import collect_jobs
 from jalon.core.db import unit_of_work
-from jalon.core.models import Invoice, OutboxMessage, TimeEntry
-from jalon.plugins.jira import client
-from jalon.plugins.jira.reconcile import JOB, parse_time, run, status_changed_jql
+from jalon.core.models import Delivery, Integration, Invoice, OutboxMessage, SourceCursor, TimeEntry
+from jalon.plugins.jira.reconcile import parse_time, status_changed_jql
 from tests import factories
 
 SITE = "https://jira.atelier.test"
@@ -59,9 +60,6 @@ def public_jira(monkeypatch):  # type: ignore[no-untyped-def]
         raise socket.gaierror(socket.EAI_NONAME, "not a test name")
 
     monkeypatch.setattr(ssrf, "resolve_host", resolve)
-    client.ISSUE_CACHE.clear()
-    yield
-    client.ISSUE_CACHE.clear()
 
 
 @pytest.fixture
@@ -93,7 +91,28 @@ def jira_has(*, issues: list[dict], worklogs: list[dict], deleted: list[dict] | 
 
 
 def reconcile(runtime, *, last_success: datetime | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return run(JobContext(runtime=runtime, job=JOB, tick=NOW, now=NOW, last_success=last_success))
+    """One run of the job as of ``NOW`` after a last success at ``last_success``
+    (None: never), then the worker applies what it stored; the result, with the
+    effects of the deliveries this run stored."""
+    with unit_of_work(runtime.sessionmaker) as session:
+        integration = session.execute(select(Integration).where(Integration.key == "jira-atelier")).scalar_one()
+        cursor = session.get(SourceCursor, integration.id) or SourceCursor(integration_id=integration.id)
+        cursor.last_success_at = last_success
+        session.add(cursor)
+        before = session.scalar(select(func.max(Delivery.id))) or 0
+    runtime.http_cache.clear()
+    result = reconcile_source(runtime, "jira", now=NOW)
+    while worker.process_once(runtime, owner="test"):
+        pass
+    effects: dict[str, int] = {}
+    with unit_of_work(runtime.sessionmaker) as session:
+        for outcomes in session.execute(select(Delivery.outcomes).where(
+                Delivery.id > before, Delivery.origin == "reconcile")).scalars():
+            for outcome in outcomes:
+                if outcome["effect"] != "ignored":
+                    effects[outcome["effect"]] = effects.get(outcome["effect"], 0) + 1
+    result["integrations"]["jira-atelier"]["effects"] = effects
+    return result
 
 
 def billed(runtime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -104,8 +123,8 @@ def billed(runtime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return {"invoices": sorted(map(tuple, invoices)), "time": sorted(map(tuple, entries)), "outbox": messages}
 
 
-def test_the_job_is_contributed_through_the_plugin_hook(runtime) -> None:  # type: ignore[no-untyped-def]
-    [job] = [job for job in collect_jobs(runtime, builtins=False) if job.name == JOB]
+def test_the_job_is_the_connectors_for_a_plugin_that_says_what_changed(runtime) -> None:  # type: ignore[no-untyped-def]
+    [job] = [job for job in collect_jobs(runtime) if job.name == "reconcile.jira"]
     assert job.interval == timedelta(minutes=10)
 
 
