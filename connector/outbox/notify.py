@@ -24,6 +24,12 @@ gets a comment too (:func:`on_invoice_issued`, :func:`on_invoice_paid`, called
 by the API in the transaction that issues or records the payment; keys
 ``comment:invoice.issued:<invoice id>`` and ``comment:invoice.paid:<invoice id>``).
 
+A write-back goes where the source plugin says (``jalon_source_comment_targets``,
+asked when it is queued, see :func:`comment_targets`): to the task itself when
+the plugin does not say, nowhere for something that cannot receive a comment
+(a Jira version), else one comment per task named, each keyed
+``<key>@<task>``.
+
 Each message's idempotency key is derived from its cause (the invoice, or the
 milestone and the event's time) and the channel, so a replayed delivery queues
 nothing new. Texts are French unless the channel's target says
@@ -32,11 +38,13 @@ nothing new. Texts are French unless the channel's target says
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from html import escape
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -49,7 +57,12 @@ from jalon.core.models import Integration, Invoice, Milestone, NotificationChann
 from jalon.core.models import Mapping as ProjectMapping
 
 from jalon.connector.outbox.enqueue import enqueue
+from jalon.connector.plugin.types import IntegrationView
+from jalon.connector.runtime import SESSION_PLUGINS
 from jalon.connector.settings import Settings
+
+if TYPE_CHECKING:
+    from jalon.connector.plugin.manager import PluginManager
 
 MILESTONE_DONE = "milestone.done"
 # the texts of a milestone.done whose invoice the auto-issue policy issued at once
@@ -59,6 +72,7 @@ DRAFT_CANCELLED = "invoice.draft_cancelled"
 TASK_DELETED = "milestone.task_deleted"
 EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED, TASK_DELETED)
 COMMENT = "comment"
+KEY_LENGTH = 200  # of OutboxMessage.idempotency_key
 # write-backs only (no channel event): the PM task hears when its milestone's invoice moves on
 INVOICE_ISSUED = "invoice.issued"
 INVOICE_PAID = "invoice.paid"
@@ -130,9 +144,13 @@ def on_outcomes(
     integration: Integration,
     settings: Settings,
     delivery_id: int | None = None,
+    pm: PluginManager | None = None,
 ) -> int:
     """Queue the notifications and write-backs these outcomes call for, in the
-    caller's transaction; return how many messages were newly queued."""
+    caller's transaction; return how many messages were newly queued.
+
+    ``pm`` says where write-backs go (:func:`comment_targets`); by default the
+    plugin manager of the runtime whose sessionmaker made ``session``."""
     queued = 0
     for outcome in outcomes:
         event = EFFECT_EVENTS.get(outcome.effect)
@@ -163,18 +181,91 @@ def on_outcomes(
             issued = invoice is not None and invoice.number is not None
             text = (LABELS["fr"][INVOICE_ISSUED] if issued else LABELS["fr"][COMMENT]).format(
                 milestone=milestone.name, reference=milestone.reference, number=invoice and invoice.number)
-            message = enqueue(
-                session,
-                channel=integration.source,
-                kind=COMMENT,
-                idempotency_key=f"{COMMENT}:{cause}",
-                destination={"integration": integration.key, "task_ref": milestone.task_ref,
-                             "project_ref": facts["project"]},
-                payload={"text": text, "task_url": milestone.task_url},
-                integration_id=integration.id,
+            queued += _comments(
+                session, pm, integration, key=f"{COMMENT}:{cause}", task_ref=milestone.task_ref,
+                project_ref=facts["project"], text=text, task_url=milestone.task_url,
+                destination={"integration": integration.key, "project_ref": facts["project"]},
                 delivery_id=delivery_id,
             )
-            queued += message in session.new
+    return queued
+
+
+def comment_targets(
+    session: Session,
+    integration: Integration,
+    task_ref: str,
+    project_ref: str | None,
+    *,
+    pm: PluginManager | None = None,
+) -> list[str]:
+    """The tasks a write-back about ``task_ref`` goes to, as the source plugin
+    says (``jalon_source_comment_targets``, in the caller's transaction): the
+    task itself when it does not say, ``[]`` for nowhere. ``pm`` defaults to
+    the plugin manager of the runtime that made ``session``; without one, or
+    without a plugin for the source, the task itself."""
+    pm = pm if pm is not None else session.info.get(SESSION_PLUGINS)
+    hooks = pm.source(integration.source) if pm is not None else None
+    if hooks is None:
+        return [task_ref]
+    answer = hooks.jalon_source_comment_targets(
+        source=integration.source, integration=_view(integration), task_ref=task_ref, project_ref=project_ref)
+    if answer is None:
+        return [task_ref]
+    targets = None if isinstance(answer, (str, bytes)) else list(answer)
+    if targets is None or not all(isinstance(t, str) and t for t in targets):
+        raise TypeError(f"jalon_source_comment_targets answered {answer!r} for {task_ref!r}, "
+                        "not a list of task references")
+    return list(dict.fromkeys(targets))
+
+
+def _view(integration: Integration) -> IntegrationView:
+    """What the plugin is told of the integration to say where a write-back
+    goes: no secret and no credential (it makes no call)."""
+    return IntegrationView(key=integration.key, source=integration.source, name=integration.name,
+                           base_url=integration.base_url,
+                           settings=MappingProxyType(dict(integration.settings or {})))
+
+
+def target_key(key: str, task_ref: str, target: str) -> str:
+    """The idempotency key of a write-back's comment on ``target``: ``key``
+    itself on the task, ``<key>@<target>`` elsewhere (the target's SHA-256
+    when that would pass the 200 characters of a key)."""
+    if target == task_ref:
+        return key
+    keyed = f"{key}@{target}"
+    if len(keyed) <= KEY_LENGTH:
+        return keyed
+    return f"{key}@sha256:{hashlib.sha256(target.encode()).hexdigest()[:40]}"
+
+
+def _comments(
+    session: Session,
+    pm: PluginManager | None,
+    integration: Integration,
+    *,
+    key: str,
+    task_ref: str,
+    project_ref: str | None,
+    text: str,
+    task_url: str | None,
+    destination: dict[str, Any],
+    delivery_id: int | None = None,
+) -> int:
+    """Queue the comment about ``task_ref`` on each task the plugin names;
+    how many were newly queued."""
+    queued = 0
+    for target in comment_targets(session, integration, task_ref, project_ref, pm=pm):
+        message = enqueue(
+            session,
+            channel=integration.source,
+            kind=COMMENT,
+            idempotency_key=target_key(key, task_ref, target),
+            destination={**destination, "task_ref": target},
+            payload={"text": text, "task_url": task_url if target == task_ref else None},
+            integration_id=integration.id,
+            delivery_id=delivery_id,
+        )
+        queued += message in session.new
     return queued
 
 
@@ -203,44 +294,44 @@ def _payload(event: str, facts: dict[str, Any], language: str, approve_url: Call
     return make
 
 
-def on_invoice_issued(session: Session, invoice: Invoice) -> int:
+def on_invoice_issued(session: Session, invoice: Invoice, *, pm: PluginManager | None = None) -> int:
     """Queue the comment telling the milestone's PM task its invoice is issued,
-    in the caller's transaction (the one that issues it); 1 when newly queued."""
-    return _invoice_comment(session, invoice, INVOICE_ISSUED)
+    in the caller's transaction (the one that issues it); how many were newly
+    queued (1, or one per task the plugin names: :func:`comment_targets`)."""
+    return _invoice_comment(session, invoice, INVOICE_ISSUED, pm)
 
 
-def on_invoice_paid(session: Session, invoice: Invoice) -> int:
+def on_invoice_paid(session: Session, invoice: Invoice, *, pm: PluginManager | None = None) -> int:
     """Queue the comment telling the milestone's PM task its invoice is fully
-    paid, in the caller's transaction; 1 when newly queued, 0 otherwise (not
-    paid, no milestone, already queued)."""
+    paid, in the caller's transaction; how many were newly queued, 0 when
+    not paid, no milestone, already queued."""
     if invoice.status != "paid":
         return 0
-    return _invoice_comment(session, invoice, INVOICE_PAID)
+    return _invoice_comment(session, invoice, INVOICE_PAID, pm)
 
 
-def _invoice_comment(session: Session, invoice: Invoice, event: str) -> int:
+def _invoice_comment(session: Session, invoice: Invoice, event: str, pm: PluginManager | None) -> int:
     milestone = invoice.milestone
     if invoice.kind != "invoice" or milestone is None or not milestone.task_ref:
         return 0
-    integration = task_integration(session, milestone)
-    if integration is None or not integration.enabled:
+    rows = session.execute(
+        _TASK_INTEGRATIONS, {"task_ref": milestone.task_ref, "contract_id": milestone.contract_id}).all()
+    if not rows or not rows[0][0].enabled:
         return 0
-    message = enqueue(
-        session,
-        channel=integration.source,
-        kind=COMMENT,
-        idempotency_key=f"{COMMENT}:{event}:{invoice.id}",
-        destination={"integration": integration.key, "task_ref": milestone.task_ref},
-        payload={"text": LABELS["fr"][event].format(number=invoice.number or f"#{invoice.id}",
-                                                    milestone=milestone.name, reference=milestone.reference),
-                 "task_url": milestone.task_url},
-        integration_id=integration.id,
+    integration = rows[0][0]
+    # the milestone keeps no project: the plugin hears the mapped one when there is only one
+    projects = {project for found, project in rows if found is integration}
+    return _comments(
+        session, pm, integration, key=f"{COMMENT}:{event}:{invoice.id}", task_ref=milestone.task_ref,
+        project_ref=projects.pop() if len(projects) == 1 else None,
+        text=LABELS["fr"][event].format(number=invoice.number or f"#{invoice.id}", milestone=milestone.name,
+                                        reference=milestone.reference),
+        task_url=milestone.task_url, destination={"integration": integration.key},
     )
-    return int(message in session.new)
 
 
 _TASK_INTEGRATIONS = (
-    select(Integration)
+    select(Integration, ProjectMapping.pm_project)
     .join(ProjectMapping, ProjectMapping.integration_id == Integration.id)
     .outerjoin(TaskState, (TaskState.integration_id == Integration.id)
                & (TaskState.task_ref == bindparam("task_ref")))
@@ -252,9 +343,10 @@ _TASK_INTEGRATIONS = (
 def task_integration(session: Session, milestone: Milestone) -> Integration | None:
     """The integration the milestone's task came through: among those mapped to
     its contract, the one that knows the task, else the first."""
-    return session.execute(
+    row = session.execute(
         _TASK_INTEGRATIONS, {"task_ref": milestone.task_ref, "contract_id": milestone.contract_id}
-    ).scalars().first()
+    ).first()
+    return row[0] if row is not None else None
 
 
 _ENABLED_CHANNELS = (

@@ -9,7 +9,16 @@ from datetime import timedelta
 
 import pytest
 
-from jalon.connector.outbox.notify import on_outcomes
+from jalon.connector.outbox.notify import (
+    comment_targets,
+    on_invoice_issued,
+    on_invoice_paid,
+    on_outcomes,
+    target_key,
+)
+from jalon.connector.plugin.hookspecs import hookimpl
+from jalon.connector.plugin.manager import get_plugin_manager
+from jalon.connector.plugin.types import SourceSpec
 from jalon.core import catalog
 from jalon.core.invoicing import issue
 from jalon.core.rules import apply_event
@@ -224,3 +233,152 @@ def test_the_approval_link_validity_is_read_from_the_environment():  # type: ign
 
     assert Settings.from_env({}).approval_link_hours == 168
     assert Settings.from_env({"JALON_APPROVAL_LINK_HOURS": "24"}).approval_link_hours == 24
+
+
+# --- where a write-back goes: the source plugin says (jalon_source_comment_targets) ---
+
+# M3 completed by a released Jira version, as the Jira plugin translates one
+VERSIONED = {**factories.CONTRACT, "milestones": [
+    *factories.CONTRACT["milestones"][:2],
+    {"reference": "M3", "name": "Mise en production", "amount": "4800.00", "match": {"task_type": "version"}}]}
+
+
+class _Source:
+    """A source plugin serving ``jira`` in place of the real one; ``targets``
+    is what it answers to jalon_source_comment_targets (absent: not implemented)."""
+
+    def __init__(self, **answers):  # type: ignore[no-untyped-def]
+        self.asked: list[dict] = []
+        if "targets" in answers:
+            targets = answers["targets"]
+
+            @hookimpl
+            def jalon_source_comment_targets(source, integration, task_ref, project_ref):  # type: ignore[no-untyped-def]
+                self.asked.append({"source": source, "integration": integration, "task_ref": task_ref,
+                                   "project_ref": project_ref})
+                return targets(task_ref) if callable(targets) else targets
+
+            self.jalon_source_comment_targets = jalon_source_comment_targets
+
+    @hookimpl
+    def jalon_source_register(self) -> SourceSpec:
+        return SourceSpec(name="jira", title="Jira, as a test says")
+
+
+def _plugins(*plugins):  # type: ignore[no-untyped-def]
+    return get_plugin_manager(load_entrypoints=False, extra=plugins)
+
+
+def _complete(uow, settings, task="WEB-1", pm=None, **kw):  # type: ignore[no-untyped-def]
+    """Complete a milestone's task and queue what it calls for; how many messages were queued."""
+    with uow() as session:
+        integration = catalog.get_integration(session, "jira-atelier")
+        outcome = apply_event(session, factories.completed(task, **kw))
+        assert outcome.effect == "milestone_done"
+        return on_outcomes(session, [outcome], integration=integration, settings=settings, pm=pm)
+
+
+def _replay(uow, settings, pm, milestone: str) -> int:  # type: ignore[no-untyped-def]
+    """The milestone's outcome queued again (a worker retrying after its commit got lost)."""
+    from jalon.core.events import Outcome
+    from jalon.core.models import Invoice
+
+    invoice_id = _invoice_of(uow, milestone)
+    with uow() as session:
+        integration = catalog.get_integration(session, "jira-atelier")
+        invoice = session.get(Invoice, invoice_id)
+        outcome = Outcome(effect="milestone_done", event=factories.completed(), milestone_id=invoice.milestone_id,
+                          invoice_id=invoice.id)
+        return on_outcomes(session, [outcome], integration=integration, settings=settings, pm=pm)
+
+
+def test_a_milestone_done_by_a_jira_version_tells_finance_and_comments_nowhere(uow, settings):  # type: ignore[no-untyped-def]
+    with uow() as session:
+        factories.seed(session, contracts=[VERSIONED])
+    add_channel(uow, **EMAIL)
+    # the runtime's sessions carry its plugins: the installed Jira plugin is asked, as in the worker
+    assert _complete(uow, settings, "version:10010", task_type="version",
+                     task_url="https://jira.atelier.test/projects/WEB/versions/10010") == 1
+    [finance] = outbox(uow)
+    assert finance.channel == "email" and finance.kind == "milestone.done"
+    assert finance.payload["data"]["task"]["ref"] == "version:10010"
+    # nor when its invoice is issued, then paid
+    with uow() as session:
+        invoice = issue(session, finance.payload["data"]["invoice"]["id"], actor="finance")
+        assert on_invoice_issued(session, invoice) == 0
+        invoice.status = "paid"
+        assert on_invoice_paid(session, invoice) == 0
+    assert outbox(uow, channel="jira") == []
+    with uow() as session:  # an issue of the same Jira still gets its comment
+        integration = catalog.get_integration(session, "jira-atelier")
+        assert comment_targets(session, integration, "version:10010", "WEB") == []
+        assert comment_targets(session, integration, "WEB-1", "WEB") == ["WEB-1"]
+
+
+def test_a_plugin_naming_two_tasks_gets_one_comment_on_each_keyed_apart(world, uow, settings):  # type: ignore[no-untyped-def]
+    add_channel(uow, **EMAIL)
+    source = _Source(targets=lambda task: [f"{task}-front", f"{task}-back"])
+    pm = _plugins(source)
+    assert _complete(uow, settings, pm=pm) == 3  # finance, and two comments
+    comments = outbox(uow, channel="jira")
+    invoice_id = outbox(uow, channel="email")[0].payload["data"]["invoice"]["id"]
+    assert [(m.idempotency_key, m.destination["task_ref"]) for m in comments] == [
+        (f"comment:milestone.done:{invoice_id}@WEB-1-front", "WEB-1-front"),
+        (f"comment:milestone.done:{invoice_id}@WEB-1-back", "WEB-1-back")]
+    assert all(m.destination["project_ref"] == "WEB" and m.payload["task_url"] is None for m in comments)
+    assert comments[0].payload["text"] == comments[1].payload["text"]
+    [asked] = source.asked
+    assert (asked["source"], asked["task_ref"], asked["project_ref"]) == ("jira", "WEB-1", "WEB")
+    assert asked["integration"].key == "jira-atelier"
+    assert asked["integration"].secrets == () and not asked["integration"].credentials
+    # a replay queues nothing new; the issued invoice's comment goes to both too
+    assert _replay(uow, settings, pm, "M1") == 0
+    with uow() as session:
+        invoice = issue(session, invoice_id, actor="finance")
+        assert on_invoice_issued(session, invoice, pm=pm) == 2
+        assert on_invoice_issued(session, invoice, pm=pm) == 0
+    assert [m.idempotency_key for m in outbox(uow, channel="jira")][2:] == [
+        f"comment:invoice.issued:{invoice_id}@WEB-1-front", f"comment:invoice.issued:{invoice_id}@WEB-1-back"]
+    assert source.asked[-1]["project_ref"] == "WEB"  # the contract's one mapped project
+
+
+def test_a_plugin_without_the_hook_or_without_an_answer_gets_its_comment_on_the_task(world, uow, settings):  # type: ignore[no-untyped-def]
+    url = "https://jira.atelier.test/browse/WEB-1"
+    assert _complete(uow, settings, pm=_plugins(_Source()), task_url=url) == 1
+    assert _complete(uow, settings, "WEB-2", labels=("jalon",), pm=_plugins(_Source(targets=None))) == 1
+    [first, second] = outbox(uow, channel="jira")
+    assert first.idempotency_key == f"comment:milestone.done:{_invoice_of(uow, 'M1')}"
+    assert second.idempotency_key == f"comment:milestone.done:{_invoice_of(uow, 'M2')}"
+    assert (first.destination["task_ref"], second.destination["task_ref"]) == ("WEB-1", "WEB-2")
+    assert first.payload["task_url"] == url
+
+
+def test_a_plugin_naming_the_task_itself_keeps_the_key_of_before(world, uow, settings):  # type: ignore[no-untyped-def]
+    assert _complete(uow, settings, pm=_plugins(_Source(targets=lambda task: [task, task]))) == 1
+    [comment] = outbox(uow, channel="jira")
+    assert comment.idempotency_key == f"comment:milestone.done:{_invoice_of(uow, 'M1')}"
+
+
+@pytest.mark.parametrize("answer", ["WEB-7", ["WEB-7", ""], [7]])
+def test_an_answer_that_is_no_list_of_tasks_is_refused(world, uow, settings, answer):  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError, match="jalon_source_comment_targets answered"):
+        _complete(uow, settings, pm=_plugins(_Source(targets=answer)))
+    assert outbox(uow) == []  # the billing transaction rolled back with it
+
+
+def test_a_long_target_is_keyed_by_its_digest() -> None:
+    target = "x" * 300
+    key = target_key("comment:milestone.done:1", "WEB-1", target)
+    assert key == "comment:milestone.done:1@sha256:" + hashlib.sha256(target.encode()).hexdigest()[:40]
+    assert target_key("comment:milestone.done:1", "WEB-1", "WEB-1") == "comment:milestone.done:1"
+
+
+def _invoice_of(uow, milestone: str) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from jalon.core.models import Invoice, Milestone
+
+    with uow() as session:
+        return session.execute(select(Invoice.id).join(Milestone, Invoice.milestone_id == Milestone.id)
+                               .where(Milestone.reference == milestone)).scalar_one()
+
