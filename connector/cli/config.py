@@ -29,6 +29,7 @@ def _channel_check():  # type: ignore[no-untyped-def]
 def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
     """Apply a YAML configuration file, idempotently, in one transaction."""
     from jalon.connector.configfile import load
+    from jalon.connector.outbox.notify import finance_channel_warning
     from jalon.core.catalog import apply_config
 
     class DryRun(Exception):
@@ -40,6 +41,7 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
             with obj.session() as session:
                 summary = apply_config(session, data, actor=f"config:{path.name}",
                                        channel_check=_channel_check() if data.get("channels") else None)
+                warning = finance_channel_warning(session)
                 if dry_run:
                     raise DryRun
         except DryRun:
@@ -49,3 +51,5 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
                    f"{counts['unchanged']} unchanged")
     if dry_run:
         click.echo("dry run: nothing was written")
+    if warning:
+        click.echo(f"warning: {warning}", err=True)

@@ -11,7 +11,9 @@ empty list means all of them):
   once for all the channels). When the entity's auto-issue policy issued the
   invoice at once, the message says so, with its number, and has no link. The
   PM task also gets a comment (a write-back through the source plugin) saying
-  a draft invoice exists, or that the invoice is issued.
+  a draft invoice exists and whether finance was told (no enabled channel
+  subscribed to ``milestone.done``: the comment says no notification was
+  sent), or that the invoice is issued.
 * ``milestone.reopened_after_issue``: a task was reopened but its invoice is
   already issued: finance must decide (a credit note, or nothing).
 * ``invoice.draft_cancelled``: a task was reopened and the draft it had caused
@@ -72,6 +74,8 @@ DRAFT_CANCELLED = "invoice.draft_cancelled"
 TASK_DELETED = "milestone.task_deleted"
 EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED, TASK_DELETED)
 COMMENT = "comment"
+# the comment of a draft when no enabled channel receives milestone.done: finance was told nothing
+COMMENT_UNTOLD = "comment:untold"
 KEY_LENGTH = 200  # of OutboxMessage.idempotency_key
 # write-backs only (no channel event): the PM task hears when its milestone's invoice moves on
 INVOICE_ISSUED = "invoice.issued"
@@ -107,6 +111,9 @@ LABELS = {
                        "projet. Rien n'est annulé côté facturation : à la finance de décider."),
         COMMENT: "jalon : le jalon « {milestone} » ({reference}) est terminé ; une facture brouillon a été "
                  "créée et la finance est prévenue.",
+        COMMENT_UNTOLD: "jalon : le jalon « {milestone} » ({reference}) est terminé ; une facture brouillon a "
+                        "été créée, mais aucune notification n'a été envoyée à la finance (aucun canal "
+                        "configuré).",
         INVOICE_ISSUED: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est émise.",
         INVOICE_PAID: "jalon : la facture {number} du jalon « {milestone} » ({reference}) est payée.",
     },
@@ -131,6 +138,8 @@ LABELS = {
                        "undone in billing: finance decides."),
         COMMENT: "jalon: milestone “{milestone}” ({reference}) is done; a draft invoice was created and "
                  "finance was told.",
+        COMMENT_UNTOLD: "jalon: milestone “{milestone}” ({reference}) is done; a draft invoice was created, but "
+                        "no notification was sent to finance (no channel configured).",
         INVOICE_ISSUED: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is issued.",
         INVOICE_PAID: "jalon: invoice {number} of milestone “{milestone}” ({reference}) is paid.",
     },
@@ -163,7 +172,8 @@ def on_outcomes(
         facts = _facts(outcome, milestone, invoice)
         cause = _cause(event, outcome, milestone, invoice)
         approve_url = _approve_url_maker(session, invoice, settings) if event == MILESTONE_DONE else None
-        for channel in subscribed(session, event):
+        channels = subscribed(session, event)
+        for channel in channels:
             language = str((channel.target or {}).get("language") or "fr")
             message = enqueue(
                 session,
@@ -179,7 +189,9 @@ def on_outcomes(
             queued += message in session.new
         if event == MILESTONE_DONE and milestone.task_ref:
             issued = invoice is not None and invoice.number is not None
-            text = (LABELS["fr"][INVOICE_ISSUED] if issued else LABELS["fr"][COMMENT]).format(
+            # the draft's comment says whether finance was told: only if a channel receives milestone.done
+            said = INVOICE_ISSUED if issued else COMMENT if channels else COMMENT_UNTOLD
+            text = LABELS["fr"][said].format(
                 milestone=milestone.name, reference=milestone.reference, number=invoice and invoice.number)
             queued += _comments(
                 session, pm, integration, key=f"{COMMENT}:{cause}", task_ref=milestone.task_ref,
@@ -363,6 +375,18 @@ _LATEST_ISSUED = (
 def subscribed(session: Session, event: str) -> list[NotificationChannel]:
     channels = session.execute(_ENABLED_CHANNELS).scalars().all()
     return [c for c in channels if not c.events or event in c.events]
+
+
+def finance_channel_warning(session: Session) -> str | None:
+    """What to tell the admin when no enabled channel receives
+    ``milestone.done``: finance would hear of no done milestone (and the PM
+    task's comment says so). None when one does. For ``jalon config apply``
+    and ``jalon serve``."""
+    if subscribed(session, MILESTONE_DONE):
+        return None
+    return (f"no enabled notification channel receives {MILESTONE_DONE}: finance will not hear when a "
+            "milestone is done and its draft invoice awaits approval (add one under `channels:` in the "
+            "configuration, or PUT /api/v1/channels/<key>)")
 
 
 def _invoice_of(session: Session, outcome: Outcome, milestone: Milestone) -> Invoice | None:

@@ -303,6 +303,29 @@ def options(*, host: str, port: int, workers: int, threads: int, access_log: boo
     }
 
 
+def start_up_warnings(database_url: str) -> list[str]:
+    """What the admin hears once when the server starts, from the arbiter
+    before any worker process is forked (so once per start, whatever
+    ``--workers``): today, that finance has no channel. A database that
+    cannot be read yet says nothing here: the workers will say it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from jalon.connector.outbox.notify import finance_channel_warning
+    from jalon.core.db import make_engine, make_sessionmaker, read_only_session
+
+    engine = make_engine(database_url)
+    try:
+        with read_only_session(make_sessionmaker(engine)) as session:
+            warning = finance_channel_warning(session)
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+    return [warning] if warning else []
+
+
 def run(*, database_url: str, host: str, port: int, workers: int, threads: int, access_log: bool = True) -> None:
+    for warning in start_up_warnings(database_url):
+        log.warning("warning: %s", warning)  # no logging set up here: Python prints it bare on stderr
     JalonServer(database_url, options(host=host, port=port, workers=workers, threads=threads,
                                       access_log=access_log)).run()

@@ -10,7 +10,10 @@ from datetime import timedelta
 import pytest
 
 from jalon.connector.outbox.notify import (
+    COMMENT_UNTOLD,
+    LABELS,
     comment_targets,
+    finance_channel_warning,
     on_invoice_issued,
     on_invoice_paid,
     on_outcomes,
@@ -382,3 +385,44 @@ def _invoice_of(uow, milestone: str) -> int:  # type: ignore[no-untyped-def]
         return session.execute(select(Invoice.id).join(Milestone, Invoice.milestone_id == Milestone.id)
                                .where(Milestone.reference == milestone)).scalar_one()
 
+
+# --- what the comment says when finance hears nothing, and the admin's warning ---
+
+
+def test_without_a_channel_the_comment_says_finance_was_not_told(world, uow, settings):  # type: ignore[no-untyped-def]
+    add_channel(uow, key="ops", kind="email", target={"to": ["ops@atelier.example"]},
+                events=["invoice.draft_cancelled"])
+    add_channel(uow, key="off", kind="email", target={"to": ["nobody@atelier.example"]}, enabled=False)
+    assert complete_milestone(uow, settings) == 1
+    [comment] = outbox(uow)
+    assert comment.channel == "jira"
+    assert comment.payload["text"] == (
+        "jalon : le jalon « Maquettes validées » (M1) est terminé ; une facture brouillon a été créée, mais "
+        "aucune notification n'a été envoyée à la finance (aucun canal configuré).")
+    assert "prévenue" not in comment.payload["text"]
+
+
+def test_with_a_channel_the_comment_says_finance_was_told(world, uow, settings):  # type: ignore[no-untyped-def]
+    add_channel(uow, **CHAT, events=["milestone.done"])
+    complete_milestone(uow, settings)
+    [comment] = outbox(uow, channel="jira")
+    assert comment.payload["text"].endswith("une facture brouillon a été créée et la finance est prévenue.")
+
+
+def test_the_untold_comment_has_its_english_words() -> None:
+    assert LABELS["en"][COMMENT_UNTOLD].format(milestone="Mockups", reference="M1") == (
+        "jalon: milestone “Mockups” (M1) is done; a draft invoice was created, but no notification was sent "
+        "to finance (no channel configured).")
+
+
+def test_the_warning_says_when_no_enabled_channel_receives_milestone_done(world, uow):  # type: ignore[no-untyped-def]
+    with uow() as session:
+        assert "no enabled notification channel receives milestone.done" in finance_channel_warning(session)
+    add_channel(uow, key="ops", kind="email", target={"to": ["ops@atelier.example"]},
+                events=["invoice.draft_cancelled"])
+    add_channel(uow, key="off", kind="email", target={"to": ["nobody@atelier.example"]}, enabled=False)
+    with uow() as session:
+        assert finance_channel_warning(session) is not None
+    add_channel(uow, key="all", kind="email", target={"to": ["all@atelier.example"]})  # no events: all of them
+    with uow() as session:
+        assert finance_channel_warning(session) is None
