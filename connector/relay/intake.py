@@ -1,18 +1,22 @@
 """Webhook intake: ``POST /hooks/<source>/<integration-key>``.
 
-Acknowledge first, work later. The order of work is fixed, each step cheaper
-than the next and each one refusing before anything is stored:
+Acknowledge first, work later. Four steps (:meth:`Intake.receive`), each
+cheaper than the next and each one refusing before anything is stored:
 
-1. the body is read up to ``settings.max_body_bytes`` (413 beyond it, whatever
-   Content-Length claims, and before reading when Content-Length says so);
-2. the source plugin and the integration must exist, be enabled and agree
-   (404 otherwise, the same answer for every case: nothing leaks);
-3. the source plugin verifies authenticity on the RAW bytes (401, stored nowhere);
-4. the delivery is inserted in the inbox under its idempotency key and
-   committed, then answered 202 (or 200 ``duplicate`` when the key is known).
-   The transaction that inserts it reads the integration first: a delivery is
+1. **read** the body, up to ``settings.max_body_bytes`` (413 beyond it,
+   whatever Content-Length claims, and before reading when Content-Length
+   says so);
+2. **find** the integration: the source plugin and the integration must
+   exist, be enabled and agree (404 otherwise, the same answer for every
+   case: nothing leaks);
+3. **verify**: the source plugin checks authenticity on the RAW bytes (401,
+   stored nowhere);
+4. **store** the delivery in the inbox under its idempotency key, committed,
+   then answer 202 (or 200 ``duplicate`` when the key is known). The
+   transaction that stores it reads the integration first: a delivery is
    stored only if the integration is still the one it was checked against in
-   steps 2 and 3; otherwise they run again on the row as it now stands. So a
+   steps 2 and 3; otherwise they run again on the row as it now stands (503
+   ``integration_changing`` when it changed at every one of 5 checks). So a
    change (a new secret, a disabled integration) counts from the next
    delivery on, in any process, even for a delivery verified just before the
    change and not yet stored.
@@ -22,10 +26,10 @@ No PM-tool REST call and no billing work happens here: the worker does both.
 The path is the hot one of the service (a PM tool may send bursts of
 thousands), so it is served by :class:`Intake`, a WSGI middleware in front of
 Flask: the request never builds Flask's request context, routing or response
-objects, the integration the process already knows is used at once (the
-storing transaction confirms it, see step 4; :class:`Endpoints`), and on
-SQLite the deliveries of concurrent requests are committed together, the
-integration read once for them all (:class:`Inbox`).
+objects, and the integration the process already knows is used at once (the
+storing transaction confirms it, see step 4; :class:`Endpoints`). How a
+delivery is stored is the inbox's business (:mod:`jalon.connector.relay.inbox`:
+one transaction per delivery, or SQLite's group commit).
 Refusals and errors still go through the app's one error handler, so every
 answer other than the 2xx is the same JSON problem as anywhere else.
 """
@@ -36,8 +40,6 @@ import hashlib
 import json
 import logging
 import queue
-import sqlite3
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -46,16 +48,15 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from sqlalchemy import Engine, bindparam, create_engine, event, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import NullPool
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from jalon.core.db import BUSY_TIMEOUT_SECONDS, make_engine, sqlite_write_lock
-from jalon.core.models import Delivery, Integration
+from jalon.core.db import make_engine
+from jalon.core.models import Integration
 from jalon.core.types import utcnow
 
+from jalon.connector.relay.inbox import INTEGRATION_COLUMNS, STALE, open_inbox
 from jalon.connector.web.api.problems import Problem, handle_error
 from jalon.connector.plugin.types import IntegrationView
 from jalon.connector.plugin.manager import sources
@@ -73,28 +74,11 @@ DROPPED_HEADERS = frozenset({
     "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token",
     "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection",
 })
-_DELIVERIES = Delivery.__table__
 _INTEGRATIONS = Integration.__table__
-_INTEGRATION_COLUMNS = (
-    _INTEGRATIONS.c.id, _INTEGRATIONS.c.key, _INTEGRATIONS.c.source, _INTEGRATIONS.c.name,
-    _INTEGRATIONS.c.base_url, _INTEGRATIONS.c.settings, _INTEGRATIONS.c.secret,
-    _INTEGRATIONS.c.previous_secret, _INTEGRATIONS.c.secret_rotated_at, _INTEGRATIONS.c.credentials,
-    _INTEGRATIONS.c.enabled,
-)
-
-# the values intake stores for a delivery, in this order
-DELIVERY_KEYS = ("integration_id", "source", "idempotency_key", "received_at", "headers", "body", "body_sha256",
-                 "status", "attempts", "next_attempt_at", "outcomes")
-# those every new delivery starts with
-NEW_DELIVERY: Mapping[str, Any] = MappingProxyType({"status": "pending", "attempts": 0, "outcomes": []})
-
-# built once: the request only binds values. Both read the same columns: the raw row a
-# delivery was checked against (by key) compares with the row the storing transaction reads (by id)
-_BY_KEY = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.key == bindparam("key"))
-_BY_ID = select(*_INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.id == bindparam("id"))
-# Inbox.store's answer for a delivery checked against an integration that has changed since
-STALE = -1
-# how many times a delivery is checked again when the integration keeps changing under it
+# built once: the request only binds values. The inbox's columns: the raw row a delivery
+# was checked against (read by key) compares with the one the storing transaction reads (by id)
+_BY_KEY = select(*INTEGRATION_COLUMNS).where(_INTEGRATIONS.c.key == bindparam("key"))
+# how many times a delivery is checked when the integration keeps changing under it
 _CHECKS = 5
 _ACCEPTED = "202 ACCEPTED"
 _DUPLICATE = "200 OK"
@@ -152,7 +136,9 @@ def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
 
 def idempotency_key(runtime: Runtime, source: str, view: IntegrationView, headers: Mapping[str, str],
                     body: bytes) -> str:
-    key = runtime.pm.hook.jalon_source_idempotency_key(source=source, integration=view, headers=headers, body=body)
+    hooks = runtime.pm.source(source)
+    key = hooks.jalon_source_idempotency_key(source=source, integration=view, headers=headers, body=body) \
+        if hooks is not None else None
     if not key:
         return "sha256:" + hashlib.sha256(body).hexdigest()
     key = str(key)
@@ -209,7 +195,7 @@ class _Endpoint:
 class _Row:
     """A processed integration row, with the attribute names of the model."""
 
-    __slots__ = tuple(column.key for column in _INTEGRATION_COLUMNS)
+    __slots__ = tuple(column.key for column in INTEGRATION_COLUMNS)
 
     def __init__(self, values: Iterable[Any]):
         for name, value in zip(self.__slots__, values):
@@ -222,7 +208,7 @@ class Endpoints:
 
     A delivery is checked against the known integration, and the transaction
     that stores it confirms that the integration's row is still the same
-    (:class:`Inbox`); a refusal, or a row found changed there, sends the
+    (:mod:`~jalon.connector.relay.inbox`); a refusal, or a row found changed there, sends the
     delivery back to a fresh lookup. So the common delivery costs no query
     of its own and a change (a new secret, a disabled integration) still
     counts from the next delivery on, in any process. What is derived from
@@ -240,7 +226,7 @@ class Endpoints:
         self.sql = _BY_KEY.compile(dialect=dialect).string
         self.positional = dialect.positional
         self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                           for column in _INTEGRATION_COLUMNS]
+                           for column in INTEGRATION_COLUMNS]
         self.cache: dict[str, _Endpoint] = {}
         # (pool proxy, DBAPI connection): the proxy closes the connection when it is dropped
         self.connections: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
@@ -264,6 +250,10 @@ class Endpoints:
             raise
         self.connections.put(held)
         return None if row is None else tuple(row)
+
+    def knows(self, key: str) -> bool:
+        """Whether this process has read the integration (and found it)."""
+        return key in self.cache
 
     def known(self, key: str) -> _Endpoint | None:
         """The integration as this process last read it (no query), if it did."""
@@ -314,9 +304,6 @@ def _lookup_engine(engine: Engine) -> Engine:
                        isolation_level="AUTOCOMMIT")
 
 
-# ------------------------------------------------------------------ the inbox
-
-
 def _read_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     # reads outside any write transaction: the app's engine opens every transaction with
     # BEGIN IMMEDIATE, which would queue each lookup behind the commit on disk
@@ -324,250 +311,6 @@ def _read_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.execute("PRAGMA query_only = ON")
     cursor.close()
-
-
-class _Pending:
-    """A delivery waiting for the commit that holds it. ``wake`` is a lock
-    taken at birth and released once: when the delivery's commit is done, or
-    when its thread's turn to commit the queue has come. Each waiting thread
-    is woken once, for its own reason (a shared condition would wake every
-    waiting thread at every commit, each to find its delivery still queued)."""
-
-    __slots__ = ("values", "checked", "done", "delivery_id", "error", "wake")
-
-    def __init__(self, values: dict[str, Any], checked: tuple[Any, ...]):
-        self.values = values
-        self.checked = checked
-        self.done = False
-        self.delivery_id: int | None = None
-        self.error: BaseException | None = None
-        self.wake = threading.Lock()
-        self.wake.acquire()
-
-
-def _inbox_insert(statement: Any) -> Any:
-    """The inbox's ``INSERT``: a key already stored for the integration is
-    left out, and each row inserted is returned as (id, integration, key)."""
-    return (statement.on_conflict_do_nothing(index_elements=["integration_id", "idempotency_key"])
-            .returning(_DELIVERIES.c.id, _DELIVERIES.c.integration_id, _DELIVERIES.c.idempotency_key))
-
-
-class _RawInsert:
-    """The inbox's Core ``INSERT`` of ``count`` rows at once (``sql(count)``,
-    compiled once per count for the engine's dialect), run on a raw DBAPI
-    cursor, its values converted by the columns' own bind processors: what
-    SQLAlchemy would send, without its per-statement machinery (which costs
-    more than the insert on this path). It returns (id, integration, key) of
-    each row inserted; a row whose key is known is left out (``ON CONFLICT DO
-    NOTHING``). The values of ``fixed`` are converted once, here; a value
-    given for two columns (the time received, which is also the first
-    attempt's) once per row."""
-
-    # rows per statement at most (SQLite allows 32,766 parameters from 3.32 on)
-    MAX_ROWS = 500
-
-    def __init__(self, insert: Any, dialect: Any, keys: list[str], fixed: Mapping[str, Any]):
-        if not dialect.positional:
-            raise ValueError(f"{dialect.name}: a positional paramstyle is expected")
-        self.insert, self.dialect, self.keys = insert, dialect, keys
-        self._sql: dict[int, str] = {}
-        sql, names = self._compile(1)
-        self._sql[1] = sql
-        names = [name.rpartition("_")[0] for name in names]  # the columns, in the statement's order
-        processors = [_DELIVERIES.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-        self.template = [None if name not in fixed else fixed[name] if process is None else process(fixed[name])
-                         for name, process in zip(names, processors)]
-        self.varying = [(index, name, process) for index, (name, process) in enumerate(zip(names, processors))
-                        if name not in fixed]
-
-    def _compile(self, count: int) -> tuple[str, list[str]]:
-        statement = _inbox_insert(self.insert(_DELIVERIES).values(
-            [{key: bindparam(f"{key}_{n}") for key in self.keys} for n in range(count)]))
-        compiled = statement.compile(dialect=self.dialect)
-        return compiled.string, list(compiled.positiontup or ())
-
-    def sql(self, count: int) -> str:
-        sql = self._sql.get(count)
-        if sql is None:
-            sql = self._sql[count] = self._compile(count)[0]
-        return sql
-
-    def row(self, values: Mapping[str, Any]) -> list[Any]:
-        out = self.template.copy()
-        converted: dict[int, Any] = {}
-        for index, name, process in self.varying:
-            value = values[name]
-            if process is not None:
-                done = converted.get(id(value), converted)
-                if done is converted:
-                    done = converted[id(value)] = process(value)
-                value = done
-            out[index] = value
-        return out
-
-
-class Inbox:
-    """Inserts deliveries, ``ON CONFLICT DO NOTHING`` on (integration, key),
-    each only if its integration's row is still the one it was checked
-    against (the raw row :class:`Endpoints` read): the transaction reads the
-    integration first, and a delivery whose integration changed is not
-    inserted (:data:`STALE`).
-
-    On SQLite, commits are grouped: every commit waits for the disk (``fsync``)
-    and SQLite writes one transaction at a time, so one commit per request
-    would cap intake at one delivery per fsync. Instead, the request thread
-    that takes the commit lock commits, in one transaction, every delivery
-    queued while the previous commit was on disk (their integration read once
-    for them all); the others wait for it. No
-    delivery is acknowledged before the commit that holds it returns, so
-    durability is unchanged. That transaction runs on a raw connection of the
-    engine, under the engine's in-process write lock
-    (:func:`~jalon.core.db.sqlite_write_lock`) like any other write.
-    PostgreSQL groups commits itself: one transaction per delivery there.
-    """
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        self.grouped = engine.dialect.name == "sqlite"
-        self.statement = _inbox_insert(self.insert(_DELIVERIES))
-        self.current_sql = _BY_ID.compile(dialect=engine.dialect).string
-        self.positional = engine.dialect.positional
-        # the deliveries waiting for the next commit, and whether one is under way
-        self._queue: list[_Pending] = []
-        self._committing = False
-        self._turn = threading.Lock()
-        if self.grouped:
-            self._raw = _RawInsert(self.insert, engine.dialect, list(DELIVERY_KEYS), NEW_DELIVERY)
-            self._write_lock = sqlite_write_lock(engine)
-            self._writer: Any = None  # the pool's proxy of the raw connection, held while it works
-
-    def _current(self, execute: Callable[[str, Any], Any], integration_id: int) -> tuple[Any, ...] | None:
-        """The integration's row as the transaction sees it (``execute`` runs
-        raw SQL and returns the cursor)."""
-        row = execute(self.current_sql, (integration_id,) if self.positional else {"id": integration_id}).fetchone()
-        return None if row is None else tuple(row)
-
-    def store(self, values: dict[str, Any], checked: tuple[Any, ...]) -> int | None:
-        """Insert and commit a new delivery (``values``: those of
-        :data:`DELIVERY_KEYS` but :data:`NEW_DELIVERY`'s): its id, None for a
-        duplicate, or :data:`STALE` (nothing stored) when the integration's
-        row is no longer ``checked``, the row the delivery was checked against."""
-        if not self.grouped:
-            with self.engine.begin() as conn:
-                if self._current(conn.exec_driver_sql, values["integration_id"]) != checked:
-                    return STALE
-                return conn.execute(self.statement, {**values, **NEW_DELIVERY}).scalar()
-        item = _Pending(values, checked)
-        with self._turn:
-            self._queue.append(item)
-            leader = not self._committing
-            self._committing = True
-        if not leader:
-            item.wake.acquire()  # its commit is done, or its turn to commit has come
-        if not item.done:
-            self._lead()
-        if item.error is not None:
-            raise item.error
-        return item.delivery_id
-
-    def _lead(self) -> None:
-        """Commit the queue (this thread holds the turn), wake the threads of
-        its deliveries, and hand the turn to the first thread queued since, if
-        any."""
-        with self._turn:
-            batch, self._queue = self._queue, []
-        try:
-            self._commit(batch)
-        finally:
-            for pending in batch:
-                if not pending.done:  # the commit was interrupted: never answer as if it were stored
-                    pending.error, pending.done = RuntimeError("the delivery was not stored"), True
-            with self._turn:
-                following = self._queue[0] if self._queue else None
-                self._committing = following is not None
-            for pending in batch[1:]:
-                pending.wake.release()
-            if following is not None:
-                following.wake.release()
-
-    def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            ids = self._write(batch)
-        except Exception:
-            if len(batch) == 1:
-                batch[0].error, batch[0].done = sys.exc_info()[1], True
-                return
-            for item in batch:  # one bad row must not fail its neighbours: each on its own
-                self._commit([item])
-            return
-        for item, delivery_id in zip(batch, ids):
-            item.delivery_id, item.done = delivery_id, True
-
-    def _write(self, batch: list[_Pending]) -> list[int | None]:
-        """One transaction: BEGIN IMMEDIATE, the integrations of the batch,
-        one insert of the deliveries checked against them as they stand,
-        COMMIT (fsync). Few statements, whatever the batch: between two, the
-        thread must take the interpreter's lock again, from request threads
-        that all want it."""
-        if self._writer is None:
-            self._writer = self.engine.raw_connection()
-        connection = self._writer.dbapi_connection
-        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
-            raise sqlite3.OperationalError("database is locked (another transaction of this process holds it)")
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    ids = self._insert(cursor, batch)
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.rollback()
-                    raise
-            finally:
-                cursor.close()
-        except sqlite3.DatabaseError as error:
-            if not isinstance(error, sqlite3.IntegrityError):  # the connection may be broken: a fresh one next time
-                self._writer.invalidate()
-                self._writer = None
-            raise
-        finally:
-            self._write_lock.release()
-        return ids
-
-    def _insert(self, cursor: Any, batch: list[_Pending]) -> list[int | None]:
-        """Inside the transaction: each delivery's id, None for a duplicate,
-        :data:`STALE` for one checked against an integration that changed."""
-        ids: list[int | None] = [None] * len(batch)
-        current: dict[int, tuple[Any, ...] | None] = {}
-        fresh: list[int] = []
-        for index, item in enumerate(batch):
-            integration_id = item.values["integration_id"]
-            if integration_id not in current:
-                current[integration_id] = self._current(cursor.execute, integration_id)
-            if current[integration_id] == item.checked:
-                fresh.append(index)
-            else:
-                ids[index] = STALE
-        for start in range(0, len(fresh), self._raw.MAX_ROWS):
-            chunk = [batch[index] for index in fresh[start:start + self._raw.MAX_ROWS]]
-            params: list[Any] = []
-            for item in chunk:
-                params += self._raw.row(item.values)
-            new = {(integration_id, key): delivery_id
-                   for delivery_id, integration_id, key in cursor.execute(self._raw.sql(len(chunk)), params)}
-            for index, item in zip(fresh[start:], chunk):
-                # a key left out is known: a duplicate (the second copy of a key within
-                # the chunk too, the first one took the id)
-                ids[index] = new.pop((item.values["integration_id"], item.values["idempotency_key"]), None)
-        return ids
-
-    def dispose(self) -> None:
-        if self.grouped and self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 # ------------------------------------------------------------------ the endpoint
@@ -583,7 +326,7 @@ class Intake:
         self.app = app
         self.runtime: Runtime = flask_app.extensions["jalon"]
         self.sources = frozenset(sources(self.runtime.pm))
-        self.inbox = Inbox(self.runtime.engine)
+        self.inbox = open_inbox(self.runtime.engine)
         self.endpoints = Endpoints(self.runtime.engine, self.runtime.settings)
         # webhook requests being answered right now, and started so far: the in-process
         # worker gives way while there are (see jalon.connector.jobs.runners.Door)
@@ -620,63 +363,53 @@ class Intake:
         return [body]
 
     def receive(self, environ: dict[str, Any], source: str, key: str) -> tuple[str, bytes]:
-        """Steps 1 to 4 of the module's docstring; (status line, JSON body),
-        or a :class:`Problem` raised."""
-        runtime = self.runtime
-        body = read_body(environ, runtime.settings.max_body_bytes)
+        """The four steps of the module's docstring: (status line, JSON body),
+        or a :class:`Problem` raised.
+
+        Steps 2 and 3 run first on the integration as this process last read
+        it; a refusal is only given on the integration as it stands (read
+        again), and the inbox's transaction confirms an acceptance: when the
+        integration changed since it was read, steps 2 to 4 run again."""
+        body = read_body(environ, self.runtime.settings.max_body_bytes)  # 1. read (413)
+        headers, now = request_headers(environ), utcnow()
+        fresh = not self.endpoints.knows(key)
+        for _ in range(_CHECKS):
+            try:
+                endpoint = self.find(source, key, fresh)  # 2. find (404)
+                view = self.verify(endpoint, source, key, headers, body, now, fresh)  # 3. verify (401)
+            except Problem:
+                if fresh:
+                    raise
+            else:
+                values = self.delivery(endpoint, view, source, headers, body, now)
+                stored = self.inbox.store(values, endpoint.row)  # 4. store (202, 200 duplicate), once durable
+                if stored != STALE:
+                    return self.acknowledge(stored)
+            fresh = True  # refused on the copy, or the integration changed since: read it again, check again
+        raise Problem(503, "integration_changing", "the integration kept changing while the delivery was "
+                      "stored; send it again", headers={"Retry-After": "1"})
+
+    def find(self, source: str, key: str, fresh: bool) -> _Endpoint:
+        """Step 2: the integration, as this process last read it, or as it
+        stands now (``fresh``); 404 when it does not exist, is disabled, or
+        belongs to another source (one answer for all: nothing leaks)."""
         if source not in self.sources:
             raise _not_found()
-        now = utcnow()
-        headers = request_headers(environ)
-        # the integration as this process knows it; a refusal is only given on a fresh
-        # read, and the storing transaction confirms an acceptance (see Endpoints)
-        endpoint, fresh = self.endpoints.known(key), False
-        for _ in range(_CHECKS):
-            if endpoint is None:
-                endpoint, fresh = self.endpoints.lookup(key), True  # no lock is held while the plugin verifies
-            checked = self._check(endpoint, source, key, headers, body, now, fresh)
-            if isinstance(checked, Problem):
-                if fresh:
-                    raise checked
-                endpoint = None
-                continue
-            assert endpoint is not None
-            values = {
-                "integration_id": endpoint.id,
-                "source": source,
-                "idempotency_key": idempotency_key(runtime, source, checked, headers, body),
-                "received_at": now,
-                "headers": stored_headers(headers, checked.secrets),
-                "body": body,
-                "body_sha256": hashlib.sha256(body).hexdigest(),
-                "next_attempt_at": now,
-            }
-            # the 2xx below is sent only once the row is committed (durable)
-            delivery_id = self.inbox.store(values, endpoint.row)
-            if delivery_id != STALE:
-                break
-            endpoint = None  # changed since it was read: read it again, check again
-        else:
-            raise Problem(503, "integration_changing", "the integration kept changing while the delivery was "
-                          "stored; send it again", headers={"Retry-After": "1"})
-
-        if delivery_id is None:
-            return _DUPLICATE, _DUPLICATE_BODY
-        runtime.intake_accepted += 1
-        wake = runtime.wake_worker
-        if not wake.is_set():
-            wake.set()
-        return _ACCEPTED, b'{"status": "accepted", "delivery": %d}' % delivery_id
-
-    def _check(self, endpoint: _Endpoint | None, source: str, key: str, headers: dict[str, str], body: bytes,
-               now: datetime, fresh: bool) -> IntegrationView | Problem:
-        """Steps 2 and 3 against ``endpoint``: the plugin's view of the
-        integration, or the refusal (404, 401)."""
+        endpoint = self.endpoints.lookup(key) if fresh else self.endpoints.known(key)
         if endpoint is None or not endpoint.enabled or endpoint.source != source:
-            return _not_found()
+            raise _not_found()
+        return endpoint
+
+    def verify(self, endpoint: _Endpoint, source: str, key: str, headers: dict[str, str], body: bytes,
+               now: datetime, fresh: bool) -> IntegrationView:
+        """Step 3: the plugin's view of the integration, once the source
+        plugin found the raw delivery authentic with it; 401 otherwise."""
+        hooks = self.runtime.pm.source(source)
+        if hooks is None:
+            raise _not_found()
         view = self.endpoints.view(endpoint, now)
         try:
-            authentic = self.runtime.pm.hook.jalon_source_verify(
+            authentic = hooks.jalon_source_verify(
                 source=source, integration=view, headers=headers, body=body, now=now
             )
         except Exception as error:  # a plugin choking on garbage is a refusal, not a 500
@@ -684,8 +417,34 @@ class Intake:
                 log.warning("verification raised %s for %s/%s: refused", type(error).__name__, source, key)
             authentic = False
         if authentic is not True:
-            return Problem(401, "signature_invalid", "the delivery could not be authenticated")
+            raise Problem(401, "signature_invalid", "the delivery could not be authenticated")
         return view
+
+    def delivery(self, endpoint: _Endpoint, view: IntegrationView, source: str, headers: dict[str, str],
+                 body: bytes, now: datetime) -> dict[str, Any]:
+        """Step 4's values: what the inbox stores for a verified delivery."""
+        return {
+            "integration_id": endpoint.id,
+            "source": source,
+            "idempotency_key": idempotency_key(self.runtime, source, view, headers, body),
+            "received_at": now,
+            "headers": stored_headers(headers, view.secrets),
+            "body": body,
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "next_attempt_at": now,
+        }
+
+    def acknowledge(self, delivery_id: int | None) -> tuple[str, bytes]:
+        """Step 4's answer: 202 with the new delivery's id (and the worker
+        woken), or 200 ``duplicate``."""
+        if delivery_id is None:
+            return _DUPLICATE, _DUPLICATE_BODY
+        runtime = self.runtime
+        runtime.intake_accepted += 1
+        wake = runtime.wake_worker
+        if not wake.is_set():
+            wake.set()
+        return _ACCEPTED, b'{"status": "accepted", "delivery": %d}' % delivery_id
 
     def dispose(self) -> None:
         self.endpoints.dispose()
