@@ -24,6 +24,13 @@ Each worker process is bound to one CPU (``settings.cpu_affinity``, on by
 default; see :func:`bind_to_one_cpu`): its threads take turns on Python's one
 lock, and handing that lock from a thread on one CPU to a thread on another
 costs more than the request itself.
+
+:class:`JalonThreadWorker` and :class:`_Connection` lean on gthread's
+internals, which no public API promises: what ``handle`` answers, that client
+sockets are made blocking with ``setblocking``, the pool's work queue, the
+parser's read-ahead buffer. gunicorn is pinned to the versions they were
+checked with (pyproject.toml), and ``tests/e2e/test_gunicorn_internals.py``
+fails when the installed gunicorn changes them.
 """
 
 from __future__ import annotations
