@@ -30,7 +30,7 @@ def record(
         subject_type=type(subject).__tablename__,
         subject_id=str(subject.id),
         reason=reason,
-        details=_jsonable(details or {}),
+        details=jsonable(details or {}),
     )
     session.add(entry)
     session.info["audit_records"] = recorded_in(session) + 1
@@ -42,12 +42,14 @@ def recorded_in(session: Session) -> int:
     return session.info.get("audit_records", 0)
 
 
-def _jsonable(value: Any) -> Any:
-    """Decimals and dates become strings: the audit trail never holds floats."""
+def jsonable(value: Any) -> Any:
+    """``value`` fit for a JSON column: mappings and sequences walked, money
+    as its ``to_json``, decimals, dates and the rest as strings. The audit
+    trail never holds floats."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if hasattr(value, "to_json"):

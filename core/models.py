@@ -62,12 +62,6 @@ class AddressMixin:
     city: Mapped[str] = mapped_column(String(100), default="")
     country_code: Mapped[str] = mapped_column(String(2), default="FR")
 
-    def address_lines(self) -> list[str]:
-        lines = [self.address_line1, self.address_line2 or "", f"{self.postcode} {self.city}".strip()]
-        if self.country_code != "FR":
-            lines.append(self.country_code)
-        return [line for line in lines if line]
-
 
 class Entity(AddressMixin, Base):
     """A legal entity that issues invoices, with its own numbering sequence."""

@@ -57,6 +57,7 @@ from jalon.connector.plugin.types import (
     SendResult,
 )
 from jalon.connector.backoff import backoff_seconds
+from jalon.connector.redaction import scrub
 from jalon.connector.runtime import Runtime
 
 log = logging.getLogger("jalon.connector.outbox.dispatcher")
@@ -372,13 +373,6 @@ def _finish(message: OutboxMessage, status: str, *, error: str | None = None) ->
         message.last_error = error[:MAX_ERROR_LENGTH]
 
 
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text[:MAX_ERROR_LENGTH]
-
-
 _outbox = OutboxMessage.__table__
 _record_statements: dict[tuple[str, ...], Any] = {}
 
@@ -404,7 +398,7 @@ def _values(result: Result, now: Any) -> dict[str, Any]:
         external_id = result.external_id
         values.update(sent_at=now, external_id=(external_id or None) and external_id[:300], last_error=None)
     else:
-        values["last_error"] = scrub(result.error or "", item.secrets)
+        values["last_error"] = scrub(result.error or "", item.secrets)[:MAX_ERROR_LENGTH]
     if status == "pending":
         values["next_attempt_at"] = now + timedelta(seconds=result.delay)
     return values

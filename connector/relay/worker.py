@@ -45,6 +45,7 @@ from jalon.core.types import utcnow
 from jalon.connector.outbox import notify
 
 from jalon.connector import backoff as retry
+from jalon.connector.redaction import scrub
 from jalon.connector.relay.intake import integration_view
 from jalon.connector.plugin.types import DeliveryView, IntegrationView, Translation, Unreadable
 from jalon.connector.runtime import Runtime
@@ -55,7 +56,6 @@ RECONCILE = "reconcile"
 log = logging.getLogger("jalon.connector.relay.worker")
 
 MAX_ERROR_LENGTH = 2000
-CLAIMABLE = ("pending", "processing")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         if value is not None:
             data[name] = value
     if outcome.extra:
-        data["extra"] = audit._jsonable(outcome.extra)
+        data["extra"] = audit.jsonable(outcome.extra)
     return data
 
 
@@ -336,17 +336,11 @@ def _apply_each(runtime: Runtime, work: Sequence[tuple[Claimed, Translation]]) -
 # ------------------------------------------------------------------ failures
 
 
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text[:MAX_ERROR_LENGTH]
-
-
 def _secrets_of(view: IntegrationView) -> list[str]:
     values = list(view.secrets)
     values += [str(v) for v in view.credentials.values() if isinstance(v, (str, int)) and str(v)]
-    return values
+    # a credential of one or two characters (an id, a flag) is no secret, and masking it would garble the text
+    return [value for value in values if len(value) >= 3]
 
 
 def record_failure(runtime: Runtime, item: Claimed, error: BaseException, *,
@@ -355,7 +349,7 @@ def record_failure(runtime: Runtime, item: Claimed, error: BaseException, *,
     by the lease like the success path. Returns the new status."""
     settings = runtime.settings
     now = utcnow()
-    reason = scrub(f"{type(error).__name__}: {error}", _secrets_of(item.integration))
+    reason = scrub(f"{type(error).__name__}: {error}", _secrets_of(item.integration))[:MAX_ERROR_LENGTH]
     dead = isinstance(error, Unreadable) or item.attempts >= settings.max_attempts
     values: dict[str, Any] = {
         "status": "dead" if dead else "pending",
