@@ -46,6 +46,8 @@ class Settings:
     mail_from: str = "jalon@localhost"
     # outbound HTTP (chat webhooks, callbacks, PM-tool REST APIs)
     http_timeout_seconds: float = 10.0
+    # how often each source's reconciliation asks its tools what changed (reconcile.<source> jobs)
+    reconcile_interval_seconds: int = 600
     # in-process runners started by `jalon serve`
     run_worker: bool = True
     run_scheduler: bool = True
@@ -65,6 +67,8 @@ class Settings:
             raise Invalid("approval_link_hours must be at least 1", code="invalid_setting")
         if self.max_body_bytes < 1024:
             raise Invalid("max_body_bytes must be at least 1024", code="invalid_setting")
+        if self.reconcile_interval_seconds < 1:
+            raise Invalid("reconcile_interval_seconds must be at least 1", code="invalid_setting")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

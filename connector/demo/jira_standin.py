@@ -1,6 +1,8 @@
 """The demo's stand-in for Jira: the deliveries Jira Cloud would send (signed as
 an admin webhook with a secret signs them), and a tiny local Jira REST API
-that answers the one question the plugin asks (which issue a worklog is on).
+that answers what the plugin asks: which issue a worklog is on, which issues
+changed status lately and which worklogs changed (reconciliation), and the
+registration of an admin webhook (``jalon integrations connect jira``).
 
 This plays the PM tool's part over real HTTP; it imports nothing of the Jira
 plugin, which is found, as always, through the ``jalon`` entry points.
@@ -92,14 +94,51 @@ def worklog_created(when: datetime, seconds: int) -> dict[str, Any]:
 
 
 class _JiraApi(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.split("?")[0].rstrip("/") in (f"/rest/api/3/issue/{WORKLOG_ISSUE['id']}",
-                                                   f"/rest/api/3/issue/{WORKLOG_ISSUE['key']}"):
-            self._answer(200, {**WORKLOG_ISSUE, "self": f"{self.server.site}/rest/api/3/issue/20007"})  # type: ignore[attr-defined]
-        else:
-            self._answer(404, {"errorMessages": ["Issue does not exist"]})
+    server: JiraSite  # type: ignore[assignment]
 
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?")[0].rstrip("/")
+        site = self.server
+        with site.lock:
+            if path.startswith("/rest/api/3/issue/"):
+                issue = site.issue(path.rsplit("/", 1)[1])
+                if issue is None:
+                    self._answer(404, {"errorMessages": ["Issue does not exist"]})
+                else:
+                    self._answer(200, issue)
+            elif path == "/rest/api/3/search/jql":  # the JQL is not read: every issue whose status changed
+                self._answer(200, {"issues": [site.issue(key) for key in site.changed], "isLast": True})
+            elif path in ("/rest/api/3/worklog/updated", "/rest/api/3/worklog/deleted"):
+                values = [] if path.endswith("deleted") else [
+                    {"worklogId": int(w["id"]), "updatedTime": 0} for w in site.worklogs.values()]
+                self._answer(200, {"values": values, "since": 0, "until": 0, "lastPage": True})
+            else:
+                self._answer(404, {"errorMessages": ["Not found"]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?")[0].rstrip("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            self._answer(400, {"errorMessages": ["not JSON"]})
+            return
+        site = self.server
+        with site.lock:
+            if path == "/rest/webhooks/1.0/webhook" and isinstance(body, dict):
+                site.webhooks.append(body)
+                self._answer(201, {"self": f"{site.site}/rest/webhooks/1.0/webhook/{len(site.webhooks)}",
+                                   "name": body.get("name")})
+            elif path == "/rest/api/3/worklog/list" and isinstance(body, dict):
+                ids = {str(i) for i in body.get("ids") or []}
+                self._answer(200, [w for key, w in site.worklogs.items() if key in ids])
+            elif path.startswith("/rest/api/3/issue/") and path.endswith("/comment"):
+                site.comments.append((path.split("/")[5], body))
+                self._answer(201, {"id": str(10000 + len(site.comments))})
+            else:
+                self._answer(404, {"errorMessages": ["Not found"]})
+
+    def _answer(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -111,19 +150,55 @@ class _JiraApi(BaseHTTPRequestHandler):
         pass
 
 
+class JiraSite(ThreadingHTTPServer):
+    """A local Jira on a free loopback port, with a little state: its issues,
+    those whose status changed (what a JQL ``status changed`` search finds),
+    its worklogs, the webhooks registered and the comments posted."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _JiraApi)
+        self.site = f"http://127.0.0.1:{self.server_address[1]}"
+        self.lock = threading.Lock()
+        self.issues: dict[str, dict[str, Any]] = {WORKLOG_ISSUE["key"]: json.loads(json.dumps(WORKLOG_ISSUE))}
+        self.changed: list[str] = []
+        self.worklogs: dict[str, dict[str, Any]] = {}
+        self.webhooks: list[dict[str, Any]] = []
+        self.comments: list[tuple[str, Any]] = []
+
+    def issue(self, ref: str) -> dict[str, Any] | None:
+        found = self.issues.get(ref) or next((i for i in self.issues.values() if i["id"] == ref), None)
+        return {**found, "self": f"{self.site}/rest/api/3/issue/{found['id']}"} if found else None
+
+    def complete(self, when: datetime) -> None:
+        """WEB-1 moves to Done in Jira, and no webhook tells anyone."""
+        with self.lock:
+            issue = issue_done(self.site, when)["issue"]
+            stamp = when.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+            issue["fields"].update({"fixVersions": [], "statuscategorychangedate": stamp, "updated": stamp})
+            self.issues[issue["key"]] = issue
+            if issue["key"] not in self.changed:
+                self.changed.append(issue["key"])
+
+
 @contextmanager
-def jira_api() -> Iterator[str]:
-    """A local Jira REST API on a free loopback port; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JiraApi)
-    server.site = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+def jira_site() -> Iterator[JiraSite]:
+    """A :class:`JiraSite` served in a thread, shut down afterwards."""
+    server = JiraSite()
     thread = threading.Thread(target=server.serve_forever, name="demo-jira", daemon=True)
     thread.start()
     try:
-        yield server.site  # type: ignore[attr-defined]
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def jira_api() -> Iterator[str]:
+    """A local Jira REST API on a free loopback port; yields its base URL."""
+    with jira_site() as server:
+        yield server.site
 
 
 class _QuietHandler(WSGIRequestHandler):

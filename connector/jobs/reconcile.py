@@ -8,7 +8,8 @@ asks each of its enabled integrations with mapped projects what changed.
 
 The connector owns everything but the question:
 
-* the schedule (every ``INTERVAL``) and the cursor: each integration looks
+* the schedule (every ``JALON_RECONCILE_INTERVAL_SECONDS``, ten minutes by
+  default) and the cursor: each integration looks
   back from its own last success (:class:`~jalon.core.models.SourceCursor`)
   minus ``OVERLAP`` (clocks differ, tools index changes late), or
   ``FIRST_LOOKBACK`` the first time;
@@ -48,7 +49,6 @@ log = logging.getLogger("jalon.connector.jobs.reconcile")
 
 JOB_PREFIX = "reconcile."
 ORIGIN = RECONCILE
-INTERVAL = timedelta(minutes=10)
 # looked back beyond the last success: clocks differ, and tools index changes late
 OVERLAP = timedelta(minutes=15)
 # the first run of an integration (no success yet) looks back this far
@@ -66,7 +66,8 @@ def reconcile_jobs(runtime: Runtime) -> list[JobSpec]:
     for name, spec in sorted(sources(runtime.pm).items()):
         hooks = runtime.pm.source(name)
         if hooks is not None and hooks.jalon_source_reconcile.get_hookimpls():
-            jobs.append(JobSpec(name=JOB_PREFIX + name, interval=INTERVAL, run=_runner(name),
+            interval = timedelta(seconds=runtime.settings.reconcile_interval_seconds)
+            jobs.append(JobSpec(name=JOB_PREFIX + name, interval=interval, run=_runner(name),
                                 description=f"Ask {spec.title} what changed that no webhook brought"))
     return jobs
 

@@ -52,5 +52,5 @@ __all__ = [
     "Attachment", "Auth", "BadResponse", "BasicAuth", "BearerAuth", "ChannelSpec", "Comment", "ConnectOption",
     "DeliveryView", "IntegrationSettings", "IntegrationView", "JobSpec", "NotFound", "OutboxView",
     "PermanentFailure", "QueryTokenAuth", "RateLimited", "RemoteError", "RestClient", "RetryLater", "SendResult",
-    "SourceSpec", "Translation", "Unauthorized", "Unavailable", "UrlNotAllowed", "hookimpl",
+    "SourceSpec", "Translation", "Unauthorized", "Unavailable", "Unreadable", "UrlNotAllowed", "hookimpl",
 ]

@@ -26,7 +26,6 @@ from jalon.connector.relay import worker
 from jalon.connector.app import create_app
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.models import Invoice, OutboxMessage, TimeEntry
-from jalon.plugins.jira import client
 from tests import factories
 from tests.reliability.conftest import RelayServer, add_record_channel, drained, wait_until
 
