@@ -426,9 +426,17 @@ def rate_for(contract: Contract, person_ref: str, on: date, members: Iterable[Co
     return None
 
 
-def upsert_integration(session: Session, data: Data, *, actor: str, rotation_time=None) -> tuple[Integration, bool]:  # type: ignore[no-untyped-def]
+# the connector's check of an integration's settings: (source, settings) -> the settings to store
+IntegrationCheck = Callable[[str, Any], MappingABC[str, Any]]
+
+
+def upsert_integration(session: Session, data: Data, *, actor: str, rotation_time=None,  # type: ignore[no-untyped-def]
+                       check: IntegrationCheck | None = None) -> tuple[Integration, bool]:
     """An integration; a new ``secret`` keeps the previous one for the overlap
-    the connector allows (rotation without lost deliveries)."""
+    the connector allows (rotation without lost deliveries). ``check(source,
+    settings)`` is the connector's validation (a source some plugin serves,
+    settings its schema accepts) and returns the settings to store: the core
+    knows no plugin."""
     _require(data, "key", "source")
     key = data["key"]
     if not all(c.isalnum() or c in "-_" for c in key) or len(key) > 64:
@@ -444,6 +452,8 @@ def upsert_integration(session: Session, data: Data, *, actor: str, rotation_tim
     existing = session.execute(select(Integration).where(Integration.key == key)).scalar_one_or_none()
     if existing is not None and existing.source != data["source"]:
         raise Conflict(f"integration {key} is a {existing.source} integration", code="integration_source_locked")
+    if check is not None:
+        values["settings"] = dict(check(data["source"], data.get("settings")))
     secret = data.get("secret")
     if secret:
         if existing is None or existing.secret != secret:
@@ -519,32 +529,53 @@ def _parse_date(value: Any, field: str) -> date:
         raise Invalid(f"{field} {value!r} is not a date (YYYY-MM-DD)", code="invalid_date") from None
 
 
-def apply_config(
-    session: Session, config: Data, *, actor: str, channel_check: ChannelCheck | None = None
-) -> dict[str, dict[str, int]]:
-    """Apply a whole configuration (the YAML file's content) in the caller's
-    transaction; returns how many records of each kind were created and updated.
-    ``channel_check`` validates each channel (see :func:`upsert_channel`)."""
-    unknown = set(config) - {"entities", "clients", "contracts", "integrations", "mappings", "channels", "version"}
+CONFIG_SECTIONS = ("entities", "clients", "contracts", "integrations", "mappings", "channels")
+
+
+def config_sections(config: Data) -> dict[str, list[Data]]:
+    """A configuration's sections in the order they apply (a section refers to
+    the ones before it), each a list of mappings; ``Invalid`` for an unknown
+    section, a section that is not a list or an item that is not a mapping."""
+    unknown = set(config) - {*CONFIG_SECTIONS, "version"}
     if unknown:
-        raise Invalid(f"unknown section(s): {', '.join(sorted(unknown))}", code="config_unknown_section")
-    summary: dict[str, dict[str, int]] = {}
-    steps = (
-        ("entities", upsert_entity),
-        ("clients", upsert_client),
-        ("contracts", upsert_contract),
-        ("integrations", upsert_integration),
-        ("mappings", upsert_mapping),
-        ("channels", lambda session, item, actor: upsert_channel(session, item, actor=actor, check=channel_check)),
-    )
-    for section, upsert in steps:
+        raise Invalid(f"unknown section(s): {', '.join(sorted(map(str, unknown)))}", code="config_unknown_section")
+    sections: dict[str, list[Data]] = {}
+    for section in CONFIG_SECTIONS:
         items = config.get(section) or []
         if not isinstance(items, list):
             raise Invalid(f"{section} must be a list", code="config_invalid_section")
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
         for index, item in enumerate(items):
             if not isinstance(item, MappingABC):
                 raise Invalid(f"{section}[{index}] must be a mapping", code="config_invalid_item")
+        sections[section] = items
+    return sections
+
+
+def apply_config(
+    session: Session, config: Data, *, actor: str, channel_check: ChannelCheck | None = None,
+    integration_check: IntegrationCheck | None = None,
+) -> dict[str, dict[str, int]]:
+    """Apply a whole configuration (the YAML file's content) in the caller's
+    transaction; returns how many records of each kind were created and updated.
+    ``channel_check`` validates each channel (see :func:`upsert_channel`),
+    ``integration_check`` each integration's settings (see
+    :func:`upsert_integration`). ``jalon config apply`` has loaded each item
+    through the admin API's schemas first (types, unknown fields); what is
+    checked here are the domain rules, the same for the API and the file."""
+    summary: dict[str, dict[str, int]] = {}
+    upserts = {
+        "entities": upsert_entity,
+        "clients": upsert_client,
+        "contracts": upsert_contract,
+        "integrations": lambda session, item, actor: upsert_integration(session, item, actor=actor,
+                                                                        check=integration_check),
+        "mappings": upsert_mapping,
+        "channels": lambda session, item, actor: upsert_channel(session, item, actor=actor, check=channel_check),
+    }
+    for section, items in config_sections(config).items():
+        upsert = upserts[section]
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        for index, item in enumerate(items):
             # a change is what leaves an audit record (nested milestones and rates included)
             audits_before = _pending_audits(session)
             try:

@@ -2,11 +2,14 @@
 
 The webhook secret and the API credentials are write-only: accepted on PUT,
 never returned (``has_secret`` / ``has_credentials`` say whether they are set)
-and never logged.
+and never logged. ``settings`` are the source plugin's: its schema refuses an
+unknown key or a bad value (422 ``settings_invalid``), and a source no
+installed plugin serves is refused (422 ``unknown_source``).
 """
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from marshmallow import fields, validate
 from sqlalchemy import select
@@ -14,6 +17,7 @@ from sqlalchemy import select
 from jalon.core import catalog
 from jalon.core.models import Integration
 
+from jalon.connector.integrations import checker
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
 from jalon.connector.web.api.fields import PageArgs, Schema, page_of, paginate
@@ -28,7 +32,9 @@ class IntegrationIn(Schema):
                            metadata={"description": "The plugin that speaks to the tool", "example": "jira"})
     name = fields.String(validate=validate.Length(max=200))
     base_url = fields.URL(allow_none=True, validate=validate.Length(max=500))
-    settings = fields.Dict(keys=fields.String())
+    settings = fields.Dict(keys=fields.String(), metadata={
+        "description": "Checked by the source plugin's settings schema (unknown keys refused); every source "
+                       "has allow_private_network (the tool is on the company's own network)"})
     enabled = fields.Boolean()
     secret = fields.String(load_only=True, validate=validate.Length(min=1, max=500),
                            metadata={"description": "Webhook secret; write-only. A new one keeps the previous one "
@@ -76,5 +82,6 @@ class IntegrationByKey(MethodView):
         """Create or update an integration (idempotent)
 
         Omitting ``secret`` or ``credentials`` keeps the stored ones."""
-        integration, created = catalog.upsert_integration(db(), {**data, "key": key}, actor=actor())
+        check = checker(current_app.extensions["jalon"].pm)
+        integration, created = catalog.upsert_integration(db(), {**data, "key": key}, actor=actor(), check=check)
         return integration, 201 if created else 200

@@ -159,9 +159,11 @@ def handle_error(error: BaseException):  # type: ignore[no-untyped-def]
     if isinstance(error, JalonError):
         status = next((s for cls, s in DOMAIN_STATUS if isinstance(error, cls)), 422)
         errors = None
-        fields = error.details.get("fields") if isinstance(error.details, dict) else None
-        if fields:
-            errors = {str(f): ["Missing data for required field."] for f in fields}
+        details = error.details if isinstance(error.details, dict) else {}
+        if isinstance(details.get("errors"), dict):  # marshmallow's messages, e.g. of a plugin's settings
+            errors = flatten_errors(details["errors"])
+        elif details.get("fields"):
+            errors = {str(f): ["Missing data for required field."] for f in details["fields"]}
         return problem_response(status, error.code, error.message, errors=errors)
     if isinstance(error, IntegrityError):
         # a concurrent request won a race on a unique key: the state, not the request, is at fault
