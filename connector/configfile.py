@@ -2,18 +2,27 @@
 
 String values may name environment variables, so that secrets stay out of the
 file: ``${JIRA_WEBHOOK_SECRET}`` or ``${JIRA_WEBHOOK_SECRET:-fallback}``.
+
+Each item is then loaded by the admin API's own input schema (:func:`check`),
+so the file and the API refuse the same fields with the same messages; the
+catalog (``jalon.core.catalog.apply_config``) keeps the domain rules.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import marshmallow as ma
 import yaml
 
+from jalon.core.catalog import config_sections
 from jalon.core.errors import Invalid
+
+from jalon.connector.integrations import describe, error_paths
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -28,6 +37,8 @@ def _expand(value: Any, where: str) -> Any:
             f"{where}: {value!r} is a float; write amounts and rates as quoted strings (\"1200.00\")",
             code="config_float_refused",
         )
+    if isinstance(value, date):  # YAML reads 2026-01-01 as a date; the API's schemas take its ISO text
+        return value.isoformat()
     if not isinstance(value, str):
         return value
 
@@ -58,3 +69,56 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Invalid(f"{path} must hold a mapping of sections (entities, clients, ...)", code="config_invalid_yaml")
     return _expand(data, "config")
+
+
+# the natural key of each section's items: the API takes it from the URL
+_KEYS: dict[str, tuple[str, ...]] = {
+    "entities": ("code",),
+    "clients": ("code",),
+    "contracts": ("reference",),
+    "integrations": ("key",),
+    "mappings": ("integration", "project"),
+    "channels": ("key",),
+}
+
+
+def _item_schemas() -> dict[str, ma.Schema]:
+    """For each section, the API's input schema of a PUT, with the natural key
+    that the API reads from the URL as a required field."""
+    from jalon.connector.web.api import channels, clients, contracts, entities, integrations, mappings
+
+    bodies: dict[str, type[ma.Schema]] = {
+        "entities": entities.EntityIn,
+        "clients": clients.ClientIn,
+        "contracts": contracts.ContractIn,
+        "integrations": integrations.IntegrationIn,
+        "mappings": mappings.MappingIn,
+        "channels": channels.ChannelIn,
+    }
+    schemas = {}
+    for section, body in bodies.items():
+        keys = {name: ma.fields.String(required=True, validate=ma.validate.Length(min=1)) for name in _KEYS[section]}
+        schemas[section] = type(f"{body.__name__}Item", (body,), keys)()
+    return schemas
+
+
+def check(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration with each item loaded by the admin API's schema. The
+    first bad item is refused (``validation_failed``, as the API's 422) with
+    the path in the file of each bad field: ``clients[2].vat_number: Not a
+    valid string.`` An integration's ``settings`` are its plugin's, checked
+    when it is applied (``jalon.connector.integrations.checker``)."""
+    schemas = _item_schemas()
+    checked: dict[str, Any] = {key: value for key, value in config.items() if key == "version"}
+    for section, items in config_sections(config).items():
+        loaded = []
+        for index, item in enumerate(items):
+            where = f"{section}[{index}]"
+            try:
+                value = schemas[section].load(item)
+            except ma.ValidationError as error:
+                errors = error_paths(error.messages, where)
+                raise Invalid(describe(errors), code="validation_failed", details={"errors": errors}) from None
+            loaded.append(value)
+        checked[section] = loaded
+    return checked

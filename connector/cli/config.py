@@ -14,21 +14,20 @@ def config() -> None:
     """Configuration as code (entities, clients, contracts, integrations, mappings)."""
 
 
-def _channel_check():  # type: ignore[no-untyped-def]
-    """The connector's check of a channel (plugin kinds, target, SSRF guard) for `config apply`."""
-    from jalon.connector.channels.config import checker
-    from jalon.connector.plugin.manager import get_plugin_manager
-
-    return checker(get_plugin_manager())
-
-
 @config.command("apply")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and report, then roll back.")
 @click.pass_obj
 def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
-    """Apply a YAML configuration file, idempotently, in one transaction."""
-    from jalon.connector.configfile import load
+    """Apply a YAML configuration file, idempotently, in one transaction.
+
+    Each item is checked as the admin API checks a PUT (the same schemas, a
+    plugin's settings schema for an integration), then by the catalog's domain
+    rules; the first refusal names the field's path and nothing is written."""
+    from jalon.connector.channels.config import checker
+    from jalon.connector.cli.integrations import plugin_manager
+    from jalon.connector.configfile import check, load
+    from jalon.connector.integrations import checker as integration_checker
     from jalon.connector.outbox.notify import finance_channel_warning
     from jalon.core.catalog import apply_config
 
@@ -36,11 +35,13 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
         pass
 
     with domain_errors():
-        data = load(path)
+        pm = plugin_manager()
+        data = check(load(path))
         try:
             with obj.session() as session:
                 summary = apply_config(session, data, actor=f"config:{path.name}",
-                                       channel_check=_channel_check() if data.get("channels") else None)
+                                       channel_check=checker(pm) if data.get("channels") else None,
+                                       integration_check=integration_checker(pm))
                 warning = finance_channel_warning(session)
                 if dry_run:
                     raise DryRun
