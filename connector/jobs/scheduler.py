@@ -29,7 +29,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -40,7 +40,7 @@ from jalon.core.db import insert_ignoring_conflicts, unit_of_work
 from jalon.core.models import JobRun
 from jalon.core.types import utcnow
 
-from jalon.connector.plugin.types import JobSpec
+from jalon.connector.plugin.types import JobSpec, JobTick
 from jalon.connector.runtime import Runtime
 
 log = logging.getLogger("jalon.connector.jobs.scheduler")
@@ -106,7 +106,7 @@ def collect_jobs(runtime: Runtime, *, builtins: bool = True) -> list[JobSpec]:
 
     jobs = [*builtin_jobs(), *reconcile_jobs(runtime)] if builtins else []
     for contributed in runtime.pm.hook.jalon_scheduler_jobs():
-        jobs.extend(contributed or ())
+        jobs.extend(_for_a_plugin(job) for job in contributed or ())
     names = [job.name for job in jobs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -115,6 +115,15 @@ def collect_jobs(runtime: Runtime, *, builtins: bool = True) -> list[JobSpec]:
         if job.interval <= timedelta(0):
             raise ValueError(f"job {job.name}: the interval must be positive")
     return jobs
+
+
+def _for_a_plugin(job: JobSpec) -> JobSpec:
+    """A plugin's job runs with a :class:`JobTick` (its tick, the time, its last
+    success), never the runtime: a plugin holds no database session."""
+    def run(context: JobContext) -> Mapping[str, Any] | None:
+        return job.run(JobTick(job=context.job, tick=context.tick, now=context.now, last_success=context.last_success))
+
+    return replace(job, run=run)
 
 
 class LeaderLock:

@@ -38,6 +38,7 @@ from jalon.connector.plugin.types import (
     DeliveryView,
     IntegrationSettings,
     IntegrationView,
+    JobTick,
     JobSpec,
     OutboxView,
     PermanentFailure,
@@ -50,7 +51,7 @@ from jalon.connector.plugin.types import (
 
 __all__ = [
     "Attachment", "Auth", "BadResponse", "BasicAuth", "BearerAuth", "ChannelSpec", "Comment", "ConnectOption",
-    "DeliveryView", "IntegrationSettings", "IntegrationView", "JobSpec", "NotFound", "OutboxView",
+    "DeliveryView", "IntegrationSettings", "IntegrationView", "JobTick", "JobSpec", "NotFound", "OutboxView",
     "PermanentFailure", "QueryTokenAuth", "RateLimited", "RemoteError", "RestClient", "RetryLater", "SendResult",
     "SourceSpec", "Translation", "Unauthorized", "Unavailable", "Unreadable", "UrlNotAllowed", "hookimpl",
 ]

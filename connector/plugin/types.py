@@ -126,6 +126,18 @@ class SendResult:
 
 
 @dataclass(frozen=True, slots=True)
+class JobTick:
+    """What a plugin's scheduled job is run with: which tick, the time, and when
+    the job last succeeded (None: never). No database: a job says what it
+    found through the hooks, as the rest of a plugin does."""
+
+    job: str
+    tick: datetime
+    now: datetime
+    last_success: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     name: str
     interval: timedelta

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 import responses
 
 from jalon.connector.outbox.dispatcher import claim, dispatch_once, send_claimed
@@ -242,8 +243,8 @@ class FakeSource:
     @hookimpl
     def jalon_source_comment(self, source, integration, comment, http):  # type: ignore[no-untyped-def]
         self.calls.append((integration, comment, http))
-        response = http.request("POST", f"issue/{comment.task_ref}/comment", json={"body": comment.text})
-        return SendResult(external_id=response.json()["id"])
+        answer = http.post_json(f"issue/{comment.task_ref}/comment", {"body": comment.text})
+        return SendResult(external_id=answer["id"])
 
 
 @responses.activate
@@ -272,6 +273,49 @@ def test_a_write_back_goes_through_the_source_plugin_with_a_rest_client(db_url, 
     [message] = outbox(uow, channel="jira")
     assert (message.status, message.external_id) == ("sent", "10042")
     assert comment.idempotency_key == message.idempotency_key
+
+
+def _write_back(db_url, settings, uow, *, base_url: str, settings_of_integration: dict | None = None):  # type: ignore[no-untyped-def]
+    """A milestone's comment sent through FakeSource, which lets the REST client's errors through."""
+    from jalon.core import catalog
+
+    from .conftest import complete_milestone
+
+    with uow() as session:
+        catalog.upsert_integration(session, {"key": "jira-atelier", "source": "jira", "base_url": base_url,
+                                             "settings": settings_of_integration or {}}, actor="test")
+    complete_milestone(uow, settings)
+    runtime = _runtime(db_url, settings, FakeSource())
+    try:
+        dispatch_once(runtime, owner="a")
+    finally:
+        runtime.dispose()
+    [message] = outbox(uow, channel="jira")
+    return message
+
+
+@pytest.mark.parametrize("answer, status, error", [
+    ({"status": 401}, "failed", "HTTP 401"),
+    ({"status": 404}, "failed", "HTTP 404"),
+    ({"status": 400}, "failed", "HTTP 400"),
+    ({"status": 503}, "pending", "HTTP 503"),
+    ({"status": 429, "headers": {"Retry-After": "120"}}, "pending", "HTTP 429"),
+    ({"status": 201, "body": "<html>created</html>"}, "sent", None),
+])
+@responses.activate
+def test_the_dispatcher_decides_from_the_tools_answer_to_a_write_back(db_url, settings, uow, world, public_dns,
+                                                                     answer, status, error) -> None:  # type: ignore[no-untyped-def]
+    responses.post("https://jira.atelier.test/issue/WEB-1/comment", **answer)
+    message = _write_back(db_url, settings, uow, base_url="https://jira.atelier.test")
+    assert message.status == status
+    assert (error in (message.last_error or "")) if error else message.last_error is None
+
+
+def test_a_write_back_to_a_private_address_fails_naming_the_setting_that_allows_it(db_url, settings, uow,
+                                                                                  world) -> None:  # type: ignore[no-untyped-def]
+    message = _write_back(db_url, settings, uow, base_url="http://127.0.0.1:9/jira")
+    assert message.status == "failed"
+    assert "allow_private_network: true in the integration's settings" in message.last_error
 
 
 class Leaky:

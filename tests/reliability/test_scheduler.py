@@ -197,6 +197,26 @@ def test_plugins_contribute_jobs_and_names_must_be_unique(db_url, make_scheduler
         runtime.dispose()
 
 
+def test_a_plugins_job_runs_with_its_tick_and_no_database(db_url, make_scheduler):
+    from jalon.connector.plugin import JobTick
+
+    seen: list = []
+
+    class Plugin:
+        @hookimpl
+        def jalon_scheduler_jobs(self):  # type: ignore[no-untyped-def]
+            return [JobSpec("poll", timedelta(minutes=10), seen.append)]
+
+    runtime = build_runtime(db_url, settings=Settings(), plugins=[Plugin()], load_entrypoints=False)
+    try:
+        make_scheduler(on=runtime).run_due(NOW)
+    finally:
+        runtime.dispose()
+    [context] = seen
+    assert isinstance(context, JobTick) and (context.job, context.now, context.last_success) == ("poll", NOW, None)
+    assert not hasattr(context, "runtime") and not hasattr(context, "session")
+
+
 def test_started_scheduler_runs_the_current_tick_at_once_and_stops(runtime, make_scheduler):
     job = Counter()
     scheduler = make_scheduler(JobSpec("count", timedelta(days=1), job))
