@@ -148,3 +148,120 @@ def test_the_rest_client_for_a_plugin_allows_the_private_network_only_when_the_i
 
     assert client_for(view({}), timeout=1).allow_private_network is False
     assert client_for(view({"allow_private_network": True}), timeout=1).allow_private_network is True
+
+
+# --- what every vendor client needs: auth, look-ups remembered, pages -------------------------
+
+@responses.activate
+def test_auth_objects_sign_each_request_and_never_show_their_secret(client) -> None:  # type: ignore[no-untyped-def]
+    from jalon.connector.net.http import BasicAuth, BearerAuth, QueryTokenAuth
+
+    responses.get(f"{BASE}/x", json={})
+    client.using(BasicAuth("bot@atelier.example", "tok")).get_json("x")
+    client.using(BearerAuth("pat-1")).get_json("x")
+    client.using(BearerAuth("pk_1", scheme=None)).get_json("x")
+    client.using(QueryTokenAuth("auth", "t0ken")).get_json("x", params={"id": 7})
+    sent = [call.request for call in responses.calls]
+    assert sent[0].headers["Authorization"] == "Basic Ym90QGF0ZWxpZXIuZXhhbXBsZTp0b2s="
+    assert sent[1].headers["Authorization"] == "Bearer pat-1"
+    assert sent[2].headers["Authorization"] == "pk_1"
+    assert sent[3].params == {"id": "7", "auth": "t0ken"} and "Authorization" not in sent[3].headers
+    assert "Authorization" not in client.session.headers  # using() leaves the client it came from alone
+    for auth in (BasicAuth("u", "secret-1"), BearerAuth("secret-1"), QueryTokenAuth("auth", "secret-1")):
+        assert "secret-1" not in repr(auth)
+
+
+@responses.activate
+def test_a_query_token_never_reaches_an_error_message(client) -> None:  # type: ignore[no-untyped-def]
+    from jalon.connector.net.http import QueryTokenAuth
+
+    responses.get(f"{BASE}/x", status=403)
+    with pytest.raises(Unauthorized) as caught:
+        client.using(QueryTokenAuth("auth", "t0ken")).get_json("x")
+    assert "t0ken" not in str(caught.value)
+
+
+@responses.activate
+def test_look_ups_are_remembered_per_credentials_for_their_time_to_live(public_dns) -> None:  # type: ignore[no-untyped-def]
+    from jalon.connector.net.http import BearerAuth, LookupCache
+
+    now = [0.0]
+    cache = LookupCache(ttl=300, timer=lambda: now[0])
+    client = RestClient(BASE, timeout=2, cache=cache, cache_scope="jira-a")
+    responses.get(f"{BASE}/user/1", json={"name": "Alice"})
+
+    first = client.get_cached("user/1")
+    first["name"] = "changed by the caller"
+    assert client.get_cached("user/1") == {"name": "Alice"}  # each caller gets its own copy
+    assert len(responses.calls) == 1
+    client.using(BearerAuth("another token")).get_cached("user/1")  # other credentials may see other things
+    RestClient(BASE, timeout=2, cache=cache, cache_scope="jira-b").get_cached("user/1")  # another integration
+    assert len(responses.calls) == 3
+    now[0] = 301.0
+    client.get_cached("user/1")
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_a_look_up_that_fails_to_parse_is_not_remembered(public_dns) -> None:  # type: ignore[no-untyped-def]
+    from jalon.connector.net.http import LookupCache
+
+    def name_of(data):  # type: ignore[no-untyped-def]
+        if "name" not in data:
+            raise BadResponse("no name")
+        return data["name"]
+
+    client = RestClient(BASE, timeout=2, cache=LookupCache(), cache_scope="k")
+    responses.get(f"{BASE}/user/1", json={})
+    responses.get(f"{BASE}/user/1", json={"name": "Alice"})
+    with pytest.raises(BadResponse):
+        client.get_cached("user/1", parse=name_of)
+    assert client.get_cached("user/1", parse=name_of) == "Alice"
+    assert client.get_cached("user/1", parse=name_of) == "Alice"
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_offset_pages_are_read_until_the_total_or_a_short_page(client) -> None:  # type: ignore[no-untyped-def]
+    pages = [list(range(0, 2)), list(range(2, 4)), list(range(4, 5))]
+    for number, page in enumerate(pages):
+        responses.get(f"{BASE}/search", json={"values": page, "total": 5},
+                      match=[responses.matchers.query_param_matcher({"startAt": str(number * 2), "maxResults": "2",
+                                                                      "q": "x"})])
+    assert list(client.paginate_offset("search", items="values", params={"q": "x"}, page_size=2)) == [0, 1, 2, 3, 4]
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_page_numbers_advance_by_one(client) -> None:  # type: ignore[no-untyped-def]
+    responses.get(f"{BASE}/tasks", json={"tasks": [1, 2]}, match=[responses.matchers.query_param_matcher({"page": "0"})])
+    responses.get(f"{BASE}/tasks", json={"tasks": []}, match=[responses.matchers.query_param_matcher({"page": "1"})])
+    assert list(client.paginate_offset("tasks", items="tasks", start_param="page", limit_param=None,
+                                       page_size=2, total=None)) == [1, 2]
+
+
+@responses.activate
+def test_cursor_pages_follow_a_token_or_a_link_until_the_last(client) -> None:  # type: ignore[no-untyped-def]
+    responses.get(f"{BASE}/search", json={"issues": [1], "nextPageToken": "p2"},
+                  match=[responses.matchers.query_param_matcher({"jql": "x"})])
+    responses.get(f"{BASE}/search", json={"issues": [2], "next": f"{BASE}/search/page3"},
+                  match=[responses.matchers.query_param_matcher({"jql": "x", "nextPageToken": "p2"})])
+    responses.get(f"{BASE}/search/page3", json={"issues": [3]})
+
+    def following(page):  # type: ignore[no-untyped-def]
+        if page.get("nextPageToken"):
+            return {"nextPageToken": page["nextPageToken"]}
+        return page.get("next")
+
+    assert list(client.paginate_cursor("search", items="issues", params={"jql": "x"}, next_page=following)) == [1, 2, 3]
+
+
+@responses.activate
+def test_a_listing_that_never_ends_stops_with_a_bad_response(client) -> None:  # type: ignore[no-untyped-def]
+    responses.get(f"{BASE}/loop", json={"issues": [1], "nextPageToken": "again"})
+    with pytest.raises(BadResponse, match="more than 3 pages"):
+        list(client.paginate_cursor("loop", items="issues", max_pages=3,
+                                    next_page=lambda page: {"nextPageToken": page["nextPageToken"]}))
+    responses.get(f"{BASE}/odd", json={"values": "not a list"})
+    with pytest.raises(BadResponse, match="no list of 'values'"):
+        list(client.paginate_offset("odd", items="values"))
