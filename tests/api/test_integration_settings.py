@@ -83,3 +83,19 @@ def test_a_plugin_without_a_settings_schema_gets_the_settings_every_integration_
 
     assert assert_problem(unknown, 422, "settings_invalid")["errors"] == {"settings.colour": ["Unknown field."]}
     assert known.status_code == 201 and known.json["settings"] == {"allow_private_network": True}
+
+
+@pytest.mark.parametrize("url", ["http://jira:8080", "http://10.0.0.5:8080/jira", "https://jira.intranet"])
+def test_an_intranet_site_without_a_top_level_domain_is_a_base_url(client, url) -> None:  # type: ignore[no-untyped-def]
+    response = client.put("/api/v1/integrations/jira-dc", json={
+        "source": "jira", "base_url": url, "settings": {"allow_private_network": True, "flavour": "datacenter"}})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.json["base_url"] == url
+
+
+@pytest.mark.parametrize("url", ["ftp://jira.example", "jira.example", "javascript:alert(1)"])
+def test_a_base_url_that_is_no_web_address_is_refused(client, uow, url) -> None:  # type: ignore[no-untyped-def]
+    response = client.put("/api/v1/integrations/jira-dc", json={"source": "jira", "base_url": url})
+    body = assert_problem(response, 422, "validation_failed")
+    assert "base_url" in body["errors"]
+    assert _stored(uow) == (0, 0)

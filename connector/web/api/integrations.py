@@ -31,7 +31,9 @@ class IntegrationIn(Schema):
     source = fields.String(required=True, validate=validate.Length(min=1, max=50),
                            metadata={"description": "The plugin that speaks to the tool", "example": "jira"})
     name = fields.String(validate=validate.Length(max=200))
-    base_url = fields.URL(allow_none=True, validate=validate.Length(max=500))
+    # an intranet tool (Jira Data Center at http://jira:8080) has no top-level domain
+    base_url = fields.URL(allow_none=True, require_tld=False, schemes={"http", "https"},
+                          validate=validate.Length(max=500))
     settings = fields.Dict(keys=fields.String(), metadata={
         "description": "Checked by the source plugin's settings schema (unknown keys refused); every source "
                        "has allow_private_network (the tool is on the company's own network)"})
