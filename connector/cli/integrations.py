@@ -20,6 +20,7 @@ import yaml
 
 from jalon.core.db import unit_of_work
 from jalon.connector.cli.common import Context, domain_errors
+from jalon.connector.redaction import scrub
 
 
 @click.group()
@@ -228,10 +229,7 @@ def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, 
                            f"command again with --setting allow_private_network=true", err=True)
                 sys.exit(1)
             except (RemoteError, PermanentFailure) as error:
-                message = str(error)
-                for secret in view.secrets:
-                    message = message.replace(secret, "********")
-                click.echo(f"error [webhook_not_registered]: {message}", err=True)
+                click.echo(f"error [webhook_not_registered]: {scrub(str(error), view.secrets)}", err=True)
                 click.echo(f"the integration is saved; fix the cause and run the command again, "
                            f"or register {webhook_url} by hand (see the plugin's README)", err=True)
                 sys.exit(1)
