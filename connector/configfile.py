@@ -122,3 +122,18 @@ def check(config: dict[str, Any]) -> dict[str, Any]:
             loaded.append(value)
         checked[section] = loaded
     return checked
+
+
+def apply_file(session: Any, path: str | Path, pm: Any, *, actor: str) -> dict[str, dict[str, int]]:
+    """Read, check and apply a configuration file in the caller's transaction:
+    what ``jalon config apply`` and the demo both do. Each item is checked as
+    the admin API checks a PUT (the same schemas, an integration's plugin's
+    settings schema, a channel's target and SSRF guard), then by the catalog's
+    domain rules; the first refusal raises, naming the field's path."""
+    from jalon.connector.channels.config import checker
+    from jalon.connector.integrations import checker as integration_checker
+    from jalon.core.catalog import apply_config
+
+    data = check(load(path))
+    return apply_config(session, data, actor=actor, channel_check=checker(pm) if data.get("channels") else None,
+                        integration_check=integration_checker(pm))

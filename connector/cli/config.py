@@ -24,24 +24,18 @@ def config_apply(obj: Context, path: Path, dry_run: bool) -> None:
     Each item is checked as the admin API checks a PUT (the same schemas, a
     plugin's settings schema for an integration), then by the catalog's domain
     rules; the first refusal names the field's path and nothing is written."""
-    from jalon.connector.channels.config import checker
     from jalon.connector.cli.integrations import plugin_manager
-    from jalon.connector.configfile import check, load
-    from jalon.connector.integrations import checker as integration_checker
+    from jalon.connector.configfile import apply_file
     from jalon.connector.outbox.notify import finance_channel_warning
-    from jalon.core.catalog import apply_config
 
     class DryRun(Exception):
         pass
 
     with domain_errors():
         pm = plugin_manager()
-        data = check(load(path))
         try:
             with obj.session() as session:
-                summary = apply_config(session, data, actor=f"config:{path.name}",
-                                       channel_check=checker(pm) if data.get("channels") else None,
-                                       integration_check=integration_checker(pm))
+                summary = apply_file(session, path, pm, actor=f"config:{path.name}")
                 warning = finance_channel_warning(session)
                 if dry_run:
                     raise DryRun

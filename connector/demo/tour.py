@@ -22,9 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from jalon.connector.configfile import load
+from jalon.connector.configfile import apply_file
+from jalon.connector.plugin.manager import get_plugin_manager
 from jalon.core import balances, catalog, invoicing, payments
-from jalon.core.catalog import LOCALES, apply_config
+from jalon.core.catalog import LOCALES
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.errors import Conflict, Invalid
 from jalon.core.invoicing import business_today
@@ -67,7 +68,7 @@ def _steps(engine, config_path: Path, echo: Echo, out_dir: Path | None) -> str: 
     upgrade(engine)
 
     with unit_of_work(Session) as session:
-        summary = apply_config(session, load(config_path), actor="demo")
+        summary = apply_file(session, config_path, get_plugin_manager(), actor="demo")
     step("Configuration applied", config_path.name)
     for section, counts in summary.items():
         echo(f"    {section:<13} {counts['created']} created")
