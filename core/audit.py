@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from decimal import Decimal
 from typing import Any
 
@@ -46,10 +48,12 @@ def jsonable(value: Any) -> Any:
     """``value`` fit for a JSON column: mappings and sequences walked, money
     as its ``to_json``, decimals, dates and the rest as strings. The audit
     trail never holds floats."""
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((jsonable(v) for v in value), key=str)
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if hasattr(value, "to_json"):

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session
 
+from jalon.core.audit import jsonable
 from jalon.core.db import insert_ignoring_conflicts, unit_of_work
 from jalon.core.models import JobRun
 from jalon.core.types import utcnow
@@ -250,7 +251,7 @@ class Scheduler:
                 log.debug("scheduled job %s (tick %s): traceback", job.name, tick.isoformat(), exc_info=True)
                 self._finish(run_id, "failed", error=detail)
                 return RunRecord(job.name, tick, "failed", error=detail)
-            self._finish(run_id, "ok", result=_jsonable(result))
+            self._finish(run_id, "ok", result=jsonable(result))
             return RunRecord(job.name, tick, "ok", result=result)
 
     def _claim(self, job: str, tick: datetime, now: datetime, *, interval: timedelta
@@ -337,14 +338,3 @@ class Scheduler:
             # just took over: run what the previous leader left for this tick
             for job in self.jobs:
                 self._fire(job)
-
-
-def _jsonable(value: Any) -> Any:
-    """Job results go to a JSON column: decimals and dates become strings."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
