@@ -169,12 +169,16 @@ class JiraSite(ThreadingHTTPServer):
         found = self.issues.get(ref) or next((i for i in self.issues.values() if i["id"] == ref), None)
         return {**found, "self": f"{self.site}/rest/api/3/issue/{found['id']}"} if found else None
 
-    def complete(self, when: datetime) -> None:
-        """WEB-1 moves to Done in Jira, and no webhook tells anyone."""
+    def complete(self, when: datetime, *, key: str = "WEB-1", summary: str | None = None,
+                 labels: tuple[str, ...] = ()) -> None:
+        """An issue of the WEB project moves to Done in Jira, and no webhook tells anyone."""
         with self.lock:
             issue = issue_done(self.site, when)["issue"]
             stamp = when.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-            issue["fields"].update({"fixVersions": [], "statuscategorychangedate": stamp, "updated": stamp})
+            if key != issue["key"]:
+                issue.update({"key": key, "id": str(10000 + int(key.rsplit("-", 1)[1]))})
+            issue["fields"].update({"fixVersions": [], "statuscategorychangedate": stamp, "updated": stamp,
+                                    "labels": list(labels), "summary": summary or issue["fields"]["summary"]})
             self.issues[issue["key"]] = issue
             if issue["key"] not in self.changed:
                 self.changed.append(issue["key"])

@@ -5,8 +5,10 @@ milestone task moved to Done, the same delivery again, a worklog, a forged
 one) sent over HTTP to the running app; the worker applies them (fetching the
 worklog's issue from a local stand-in of Jira's REST API); finance's
 notification and the comment for Jira wait in the outbox. Finance approves the
-draft with the one-click link of its notification, which issues it; a partial
-payment arrives, and the invoice is printed. An invoice in English under the
+draft with the one-click link of its notification, which issues it. A second
+milestone task is completed in Jira with no webhook sent: the reconciliation
+job asks Jira what changed and bills it through the inbox. A partial payment
+arrives, and the invoice is printed. An invoice in English under the
 reverse charge, and a credit note correcting it, are issued too; with
 ``--out DIR`` every invoice issued is written there as ``<number>.pdf``, the
 stored Factur-X (EN 16931) document.
@@ -164,7 +166,8 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
     from jalon.core.models import Delivery
 
     now = datetime.now(timezone.utc)
-    with demo_jira.jira_api() as jira_site:
+    with demo_jira.jira_site() as jira:
+        jira_site = jira.site
         with unit_of_work(Session) as session:
             integration = get_integration(session, "jira-atelier")
             secret = integration.secret or ""
@@ -196,6 +199,7 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
                 if approve_url is None:
                     raise Invalid("the demo milestone's notification has no approval link", code="demo_failed")
                 _approve(approve_url, jalon_url, step)
+                _reconcile(runtime, jira, step)
             with unit_of_work(runtime.sessionmaker) as session:
                 deliveries = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
                 drafts = [d for d in deliveries if d.outcomes and d.outcomes[0].get("invoice_id")]
@@ -204,6 +208,31 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
     if not drafts:
         raise Invalid("the demo milestone was not drafted", code="demo_failed")
     return int(drafts[0].outcomes[0]["invoice_id"])
+
+
+def _reconcile(runtime, jira, step: _Steps) -> None:  # type: ignore[no-untyped-def]
+    """A completion no webhook reports (Data Center never retries a lost
+    delivery): the reconciliation job asks Jira what changed and bills it,
+    through the inbox like any delivery."""
+    from jalon.connector.jobs.reconcile import reconcile_source
+    from jalon.connector.relay.worker import process_once
+    from jalon.core.models import Delivery
+
+    jira.complete(datetime.now(timezone.utc), key="WEB-2", summary="Site en recette", labels=("jalon",))
+    step("Jira: WEB-2 (label jalon) moved to Done while jalon was unreachable",
+         "no webhook arrives, and Jira Data Center never retries one")
+    found = reconcile_source(runtime, "jira", now=datetime.now(timezone.utc))["integrations"]["jira-atelier"]
+    for _ in range(5):
+        if not process_once(runtime, owner="demo"):
+            break
+    with unit_of_work(runtime.sessionmaker) as session:
+        stored = session.execute(select(Delivery).where(Delivery.origin == "reconcile")
+                                 .order_by(Delivery.id)).scalars().all()
+        effects = "; ".join(o.get("detail", "") for d in stored for o in d.outcomes)
+        names = ", ".join(sorted({d.event_name or "" for d in stored}))
+    step("The reconcile.jira job asked Jira what changed",
+         f"{found['found']} change(s), stored as deliveries of their own ({names}, in the delivery log) "
+         f"and applied by the worker: {effects}")
 
 
 def _report(runtime, step: _Steps, echo: Echo, handled: int) -> str | None:  # type: ignore[no-untyped-def]

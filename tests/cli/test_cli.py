@@ -168,6 +168,9 @@ def test_demo_prints_an_issued_invoice_with_its_number_and_totals():
     assert "Finance opens the link of the e-mail: GET /approve/… -> 200" in output
     assert re.search(r"Finance clicks « Approuver »: POST -> 200: invoice F\d{4}-00001 issued", output)
     assert "under the reverse charge" in output and "A credit note corrects it" in output
+    assert re.search(r"The reconcile\.jira job asked Jira what changed: 1 change\(s\), stored as deliveries of "
+                     r"their own \(reconcile:TaskCompleted, in the delivery log\) and applied by the worker: "
+                     r"milestone M2 done, draft invoice created", output)
     assert "Factur-X PDFs" not in output  # only with --out
 
 
