@@ -8,8 +8,10 @@ connection class, and counts on what they do that no public API promises:
 client socket blocking with ``setblocking(True)`` (never ``settimeout``),
 the thread pool is a ``ThreadPoolExecutor`` (its ``_work_queue`` tells
 whether other connections wait), a parser's read-ahead sits in
-``conn.parser.unreader.buf``, and the settings given are all settings gunicorn
-knows (it skips unknown ones silently). The gunicorn dependency is pinned
+``conn.parser.unreader.buf``, the logger's ``atoms`` and ``setup`` (which
+:class:`RedactingLogger` overrides to keep approval tokens out of the access
+log), and the settings given are all settings gunicorn knows (it skips
+unknown ones silently). The gunicorn dependency is pinned
 (pyproject.toml) to the versions this was checked with; when it moves,
 re-check the server against the new gthread, then this test.
 """
@@ -75,15 +77,36 @@ def _parameters(function: Any) -> list[tuple[str, Any]]:
     (BaseApplication.load_config, [("self", inspect.Parameter.empty)]),
     (BaseApplication.load, [("self", inspect.Parameter.empty)]),
     (BaseApplication.run, [("self", inspect.Parameter.empty)]),
+    (Logger.atoms, [(name, inspect.Parameter.empty)
+                    for name in ("self", "resp", "req", "environ", "request_time")]),
+    (Logger.setup, [("self", inspect.Parameter.empty), ("cfg", inspect.Parameter.empty)]),
 ], ids=lambda value: getattr(value, "__qualname__", ""))
 def test_what_the_server_overrides_or_calls_keeps_its_signature(function, expected):  # type: ignore[no-untyped-def]
     assert _parameters(function) == expected
 
 
-def test_the_server_s_overrides_match_what_they_override():
-    assert _parameters(_Connection.close) == _parameters(gthread.TConn.close)
-    assert _parameters(JalonThreadWorker.enqueue_req) == _parameters(gthread.ThreadWorker.enqueue_req)
-    assert _parameters(JalonThreadWorker.handle) == _parameters(gthread.ThreadWorker.handle)
+def test_every_method_the_server_overrides_still_exists_in_gunicorn_with_its_signature():
+    """Each class of the server module that subclasses one of gunicorn's, each
+    method it defines: when a gunicorn class along its bases defines it too,
+    the override must take the same parameters (a renamed or reshaped method
+    would leave the override never called, or called wrongly)."""
+    checked = set()
+    for cls in vars(server).values():
+        if not (isinstance(cls, type) and cls.__module__ == server.__name__):
+            continue
+        bases = [base for base in cls.__mro__[1:] if base.__module__.split(".")[0] == "gunicorn"]
+        for name, member in vars(cls).items():
+            if not inspect.isfunction(member) or name.startswith("__"):  # a constructor is called by us
+                continue
+            overridden = next((vars(base)[name] for base in bases if name in vars(base)), None)
+            if overridden is not None:
+                assert _parameters(member) == _parameters(overridden), f"{cls.__name__}.{name}"
+                checked.add(f"{cls.__name__}.{name}")
+    # never vacuous: at least what the server overrode when this test was written
+    assert {"_Connection.close", "JalonThreadWorker.enqueue_req", "JalonThreadWorker.handle",
+            "JalonServer.load_config", "JalonServer.load"} <= checked
+    assert _parameters(server.RedactingLogger.atoms) == _parameters(Logger.atoms)
+    assert _parameters(server.RedactingLogger.setup) == _parameters(Logger.setup)
 
 
 def test_every_option_is_a_gunicorn_setting_that_takes_its_value():
@@ -96,6 +119,7 @@ def test_every_option_is_a_gunicorn_setting_that_takes_its_value():
     assert cfg.worker_class is JalonThreadWorker
     assert cfg.settings["post_worker_init"].get() is server.post_worker_init
     assert cfg.settings["worker_exit"].get() is server.worker_exit
+    assert cfg.logger_class is server.RedactingLogger
     assert JalonServer("sqlite://", given).cfg.threads == 4  # load_config applies them
 
 
