@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DOCUMENT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: setup demo test serve bench clean
+.PHONY: setup demo test serve bench scale clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jalon needs Python 3.11 or newer")'
@@ -38,6 +38,13 @@ serve: setup
 bench: setup
 	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/intake.py $(BENCH_ARGS)
+
+# Optional, not part of the tests: 2 jalon serve + 2 jalon worker on PostgreSQL under a steady load,
+# one of each killed with SIGKILL mid-stream and restarted; prints lost and doubled (both must be 0,
+# or it exits 1). It creates (and drops) a scratch database on JALON_TEST_POSTGRES_URL's server, else
+# the local one's; SCALE_ARGS are passed on, e.g. SCALE_ARGS='--postgres URL --count 6000 --rate 80'.
+scale: setup
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
