@@ -1,5 +1,8 @@
 """What the HTTP channels share: the client they send with and how its errors
-become the dispatcher's decisions (retry later, or give up)."""
+become the dispatcher's decisions (retry later, or give up). A redirect is a
+failure (the client follows none: a POST never becomes a GET elsewhere); a
+URL the SSRF guard refuses goes through to the dispatcher, which fails the
+message at once naming the channel's ``allow_private_network``."""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from jalon.core.catalog import LANGUAGES
 
 from jalon.connector.net.http import RemoteError, RestClient, Unavailable
 from jalon.connector.plugin.types import OutboxView, PermanentFailure, RetryLater
-from jalon.connector.net.ssrf import UrlNotAllowed
 
 
 class UrlTarget(Schema):
@@ -28,15 +30,14 @@ def client_for(message: OutboxView, settings: Mapping[str, Any]) -> RestClient:
 
 
 def post(message: OutboxView, settings: Mapping[str, Any], *, body: bytes, headers: Mapping[str, str]):  # type: ignore[no-untyped-def]
-    """POST ``body`` to the message's target URL; RetryLater or PermanentFailure on failure."""
+    """POST ``body`` to the message's target URL; RetryLater or PermanentFailure on failure
+    (:class:`UrlNotAllowed` as it is, for the dispatcher to name the setting)."""
     url = message.destination.get("url")
     if not url:
         raise PermanentFailure("the channel has no target url")
     client = client_for(message, settings)
     try:
         return client.request("POST", url, data=body, headers={"Content-Type": "application/json", **headers})
-    except UrlNotAllowed as error:
-        raise PermanentFailure(f"url_not_allowed: {error.message}") from None
     except Unavailable as error:
         raise RetryLater(str(error), after=error.retry_after) from None
     except RemoteError as error:

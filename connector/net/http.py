@@ -13,6 +13,13 @@ Errors form a small hierarchy that callers map to their own decisions::
       RateLimited    429 (.retry_after)
       Unavailable    5xx, timeouts, connection errors, unresolvable hosts
       BadResponse    not the JSON that was expected
+      Redirected     a 3xx: redirects are never followed
+
+A redirect is never followed, whatever the method: requests would turn a
+POST answered 301/302/303 into a GET (the body lost, the write done nowhere),
+and the new address would escape the name-based check of the SSRF guard. A
+3xx is a failure naming where it pointed (its host only), for the admin to
+correct the URL configured.
 
 Every URL goes through the SSRF guard (:mod:`jalon.connector.net.ssrf`) unless
 ``allow_private_network`` is set; :func:`client_for` is the one place that
@@ -88,6 +95,10 @@ class Unavailable(RemoteError):
 
 class BadResponse(RemoteError):
     pass
+
+
+class Redirected(RemoteError):
+    """A 3xx: the request was not repeated at the address it pointed to."""
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -297,7 +308,8 @@ class RestClient:
         except (OSError, UnicodeError) as error:
             raise Unavailable(f"{where}: cannot resolve the host ({type(error).__name__})") from None
         try:
-            response = self.session.request(method, url, timeout=self.timeout, auth=self.auth, **kwargs)
+            response = self.session.request(method, url, timeout=self.timeout, auth=self.auth,
+                                            allow_redirects=False, **kwargs)
         except requests.Timeout:
             raise Unavailable(f"{where}: timed out after {self.timeout} s") from None
         except requests.ConnectionError as error:
@@ -305,7 +317,23 @@ class RestClient:
             raise Unavailable(f"{where}: connection failed ({cause})") from None
         if response.status_code >= 400:
             raise self._error(where, response)
+        if 300 <= response.status_code < 400:
+            raise self._redirected(where, url, response)
         return response
+
+    @staticmethod
+    def _redirected(where: str, url: str, response: requests.Response) -> Redirected:
+        status, location = response.status_code, response.headers.get("Location")
+        if not location:
+            return Redirected(f"{where}: HTTP {status} without a Location, not followed", status=status,
+                              response=response)
+        try:  # the host only: a webhook's path or a query may be its secret
+            target = urlsplit(urljoin(url, location)).hostname
+        except ValueError:
+            target = None
+        return Redirected(f"{where}: HTTP {status} redirect to {target or 'an unreadable address'} not followed "
+                          "(configure the address it points to)", status=status, response=response)
+
     def _error(self, where: str, response: requests.Response) -> RemoteError:
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -278,13 +278,16 @@ def decided(send: Callable[[], SendResult | None], *, allow: str) -> SendResult 
     * 401, 403, 404 and any other 4xx: :class:`PermanentFailure`;
     * a 2xx whose body is not what was expected: sent (the message exists
       there; sending again would double it);
+    * a redirect (3xx, never followed): :class:`PermanentFailure` naming
+      where it pointed;
     * a URL the SSRF guard refuses: :class:`PermanentFailure` naming the
-      setting (``allow``) that would let it through.
+      setting (``allow``) that would let it through, at the first attempt.
     """
     try:
         return send()
     except UrlNotAllowed as error:
-        raise PermanentFailure(f"{error.message} (a tool on your own network needs {allow})") from None
+        raise PermanentFailure(f"url_not_allowed: {error.message} (an address on your own network needs "
+                               f"{allow})") from None
     except BadResponse as error:
         if error.status is not None and error.status < 400:
             return SendResult(external_id=None)

@@ -23,6 +23,7 @@ from jalon.connector.net.http import (
     NotFound,
     QueryTokenAuth,
     RateLimited,
+    Redirected,
     RemoteError,
     RestClient,
     Unauthorized,
@@ -52,6 +53,7 @@ from jalon.connector.plugin.types import (
 __all__ = [
     "Attachment", "Auth", "BadResponse", "BasicAuth", "BearerAuth", "ChannelSpec", "Comment", "ConnectOption",
     "DeliveryView", "IntegrationSettings", "IntegrationView", "JobTick", "JobSpec", "NotFound", "OutboxView",
-    "PermanentFailure", "QueryTokenAuth", "RateLimited", "RemoteError", "RestClient", "RetryLater", "SendResult",
-    "SourceSpec", "Translation", "Unauthorized", "Unavailable", "Unreadable", "UrlNotAllowed", "hookimpl",
+    "PermanentFailure", "QueryTokenAuth", "RateLimited", "Redirected", "RemoteError", "RestClient", "RetryLater",
+    "SendResult", "SourceSpec", "Translation", "Unauthorized", "Unavailable", "Unreadable", "UrlNotAllowed",
+    "hookimpl",
 ]

@@ -75,11 +75,33 @@ def test_a_404_fails_and_the_error_hides_the_webhook_path(chat, uow) -> None:  #
 
 
 @responses.activate
-def test_a_url_that_now_resolves_to_a_private_address_fails_at_send_time(chat, uow, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_url_that_now_resolves_to_a_private_address_fails_at_once_naming_the_setting(chat, uow, monkeypatch,
+                                                                                       caplog) -> None:  # type: ignore[no-untyped-def]
     from jalon.connector.net import ssrf
 
     monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: ["10.0.0.8"])
     dispatch_once(chat, owner="test")
     message = _chat_message(uow)
-    assert message.status == "failed" and message.last_error.startswith("url_not_allowed")
+    assert (message.status, message.attempts) == ("failed", 1)
+    assert message.last_error.startswith("url_not_allowed: the URL leads to a non-public address: 10.0.0.8")
+    assert "allow_private_network: true on the channel" in message.last_error
     assert len(responses.calls) == 0
+    assert not [r for r in caplog.records if r.exc_info], "a refusal is no crash: no traceback"
+
+
+@pytest.mark.parametrize(("status", "location"), [
+    (302, "http://10.0.0.8/hook"),  # towards the private network
+    (301, "https://hooks.elsewhere.test/services/T0/B0/NEWPATH"),  # a public address: not followed either
+    (307, "/other"),
+])
+@responses.activate
+def test_a_redirect_is_not_followed_and_fails_the_message_with_its_reason(chat, uow, status, location) -> None:  # type: ignore[no-untyped-def]
+    responses.post(URL, status=status, headers={"Location": location})
+    responses.get(location if location.startswith("http") else "https://hooks.chat.test/other", body="ok")
+    dispatch_once(chat, owner="test")
+    message = _chat_message(uow)
+    host = "hooks.chat.test" if location.startswith("/") else location.split("/")[2]
+    assert (message.status, message.attempts) == ("failed", 1)
+    assert message.last_error == f"POST hooks.chat.test: HTTP {status} redirect to {host} not followed " \
+                                 "(configure the address it points to)"
+    assert [call.request.method for call in responses.calls] == ["POST"]  # nothing sent elsewhere, no GET

@@ -301,6 +301,10 @@ def _write_back(db_url, settings, uow, *, base_url: str, settings_of_integration
     ({"status": 503}, "pending", "HTTP 503"),
     ({"status": 429, "headers": {"Retry-After": "120"}}, "pending", "HTTP 429"),
     ({"status": 201, "body": "<html>created</html>"}, "sent", None),
+    ({"status": 302, "headers": {"Location": "http://169.254.169.254/latest"}}, "failed",
+     "HTTP 302 redirect to 169.254.169.254 not followed"),
+    ({"status": 301, "headers": {"Location": "https://jira.elsewhere.test/issue/WEB-1/comment"}}, "failed",
+     "HTTP 301 redirect to jira.elsewhere.test not followed"),
 ])
 @responses.activate
 def test_the_dispatcher_decides_from_the_tools_answer_to_a_write_back(db_url, settings, uow, world, public_dns,
@@ -314,7 +318,8 @@ def test_the_dispatcher_decides_from_the_tools_answer_to_a_write_back(db_url, se
 def test_a_write_back_to_a_private_address_fails_naming_the_setting_that_allows_it(db_url, settings, uow,
                                                                                   world) -> None:  # type: ignore[no-untyped-def]
     message = _write_back(db_url, settings, uow, base_url="http://127.0.0.1:9/jira")
-    assert message.status == "failed"
+    assert (message.status, message.attempts) == ("failed", 1)
+    assert message.last_error.startswith("url_not_allowed: ")
     assert "allow_private_network: true in the integration's settings" in message.last_error
 
 

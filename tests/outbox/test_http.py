@@ -3,6 +3,9 @@ and the typed errors callers decide on. `responses` plays the remote side."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -14,6 +17,7 @@ from jalon.connector.net.http import (
     BadResponse,
     NotFound,
     RateLimited,
+    Redirected,
     RemoteError,
     RestClient,
     Unauthorized,
@@ -265,3 +269,74 @@ def test_a_listing_that_never_ends_stops_with_a_bad_response(client) -> None:  #
     responses.get(f"{BASE}/odd", json={"values": "not a list"})
     with pytest.raises(BadResponse, match="no list of 'values'"):
         list(client.paginate_offset("odd", items="values"))
+
+
+# ---------------------------------------------------------------- redirects, on a real socket
+
+
+# where /<status>/<name> points (else to /<name> on the same server)
+ELSEWHERE = {"metadata": "http://169.254.169.254/latest/meta-data?token=s3cr3t"}
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers ``/<status>/<name>`` with that status and a Location, and
+    records what it was asked."""
+
+    seen: list[tuple[str, str, bytes]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        type(self).seen.append((self.command, self.path, self.rfile.read(length)))
+        parts = self.path.split("/", 2)
+        if parts[1].isdigit():
+            self.send_response(int(parts[1]))
+            self.send_header("Location", ELSEWHERE.get(parts[2], "/" + parts[2]))
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _answer  # noqa: N815
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    _Redirecting.seen = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_answering_a_post_is_never_followed_nor_turned_into_a_get(redirecting, status) -> None:  # type: ignore[no-untyped-def]
+    client = RestClient(redirecting, timeout=2, max_retries=3, allow_private_network=True)  # loopback on purpose
+    with pytest.raises(Redirected) as refused:
+        client.request("POST", f"/{status}/landing", data=b'{"text": "hello"}')
+    assert refused.value.status == status
+    assert str(refused.value) == (f"POST 127.0.0.1: HTTP {status} redirect to 127.0.0.1 not followed "
+                                  "(configure the address it points to)")
+    assert _Redirecting.seen == [("POST", f"/{status}/landing", b'{"text": "hello"}')]  # once, never retried
+
+
+def test_a_redirect_to_another_host_is_a_failure_naming_the_host_never_the_path(redirecting) -> None:  # type: ignore[no-untyped-def]
+    client = RestClient(redirecting, timeout=2, max_retries=0, allow_private_network=True)
+    with pytest.raises(Redirected, match=r"HTTP 302 redirect to 169\.254\.169\.254 not followed") as refused:
+        client.get_json("/302/metadata")
+    assert "meta-data" not in str(refused.value) and "s3cr3t" not in str(refused.value)
+    assert [(method, path) for method, path, _ in _Redirecting.seen] == [("GET", "/302/metadata")]
+
+
+@responses.activate
+def test_a_redirect_without_location_is_a_failure_too(client) -> None:  # type: ignore[no-untyped-def]
+    responses.post(f"{BASE}/x", status=302)
+    with pytest.raises(Redirected, match="HTTP 302 without a Location, not followed"):
+        client.post_json("x", {"a": 1})
+    assert len(responses.calls) == 1
