@@ -237,6 +237,7 @@ def _reconcile(runtime, jira, step: _Steps) -> None:  # type: ignore[no-untyped-
 
 def _report(runtime, step: _Steps, echo: Echo, handled: int) -> str | None:  # type: ignore[no-untyped-def]
     """What the worker did, and what waits in the outbox; returns the approval link."""
+    from jalon.connector.outbox.notify import with_approval_link
     from jalon.core.models import Delivery, OutboxMessage, TimeEntry
 
     approve_url = None
@@ -251,10 +252,12 @@ def _report(runtime, step: _Steps, echo: Echo, handled: int) -> str | None:  # t
         messages = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
         for message in messages:
             if message.kind == "milestone.done" and message.channel == "email":
-                step("Finance's notification (e-mail, in the outbox)", message.payload.get("subject", ""))
-                for line in str(message.payload.get("text", "")).splitlines():
+                # the outbox holds no approval token: the link is made as the dispatcher sends the message
+                sent, _ = with_approval_link(session, message.payload, runtime.settings)
+                step("Finance's notification (e-mail, in the outbox)", sent.get("subject", ""))
+                for line in str(sent.get("text", "")).splitlines():
                     echo(f"    {line}")
-                approve_url = (message.payload.get("links") or {}).get("approve")
+                approve_url = (sent.get("links") or {}).get("approve")
             elif message.kind == "comment":
                 step("The comment that goes back to Jira", f"on {message.destination.get('task_ref')}")
                 echo(f"    {message.payload.get('text')}")

@@ -15,6 +15,12 @@ One pass (:func:`dispatch_once`):
    again with exponential backoff (or the ``after`` the remote side asked
    for); or ``failed`` after a permanent failure or the last attempt.
 
+A ``milestone.done`` message whose payload names an ``approval`` gets its
+one-click approval link as it is claimed, in the claim's transaction
+(:func:`jalon.connector.outbox.notify.with_approval_link`): the token exists
+in the message sent and, as a digest, in ``approval_links``; never in the
+outbox row, nor in its ``last_error``.
+
 A message whose payload names ``attachments`` (``[{"invoice_id": 12, "kind":
 "pdf"}]``: an invoice sent to its client) gets the stored documents in its
 view's ``attachments``, read (and rendered first if they are not yet, in a
@@ -35,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -57,8 +63,10 @@ from jalon.connector.plugin.types import (
     SendResult,
 )
 from jalon.connector.backoff import backoff_seconds
+from jalon.connector.outbox.notify import with_approval_link
 from jalon.connector.redaction import scrub
 from jalon.connector.runtime import Runtime
+from jalon.connector.settings import Settings
 
 log = logging.getLogger("jalon.connector.outbox.dispatcher")
 
@@ -192,25 +200,27 @@ def claim(runtime: Runtime, *, owner: str, limit: int, ids: Collection[int] | No
             message.lease_owner = owner[:100]
             message.lease_token = token
             message.lease_expires_at = now + timedelta(seconds=settings.lease_seconds)
-            claims.append(_describe(session, message, token))
+            claims.append(_describe(session, message, token, settings=settings, now=now))
     return claims
 
 
-def _describe(session: Any, message: OutboxMessage, token: str) -> Claim:
-    """Everything the send needs, read while the claim's transaction is open."""
+def _describe(session: Any, message: OutboxMessage, token: str, *, settings: Settings, now: datetime) -> Claim:
+    """Everything the send needs, read while the claim's transaction is open
+    (an approval link, if the message carries one, made in it)."""
     base = {"id": message.id, "token": token, "attempts": message.attempts, "channel": message.channel}
     destination = dict(message.destination or {})
     if message.channel_id is not None:
         channel = session.get(NotificationChannel, message.channel_id)
         if channel is None or not channel.enabled:
             return Claim(**base, refuse=f"channel {destination.get('channel')} is disabled or gone")
+        payload, link_token = with_approval_link(session, message.payload or {}, settings, now=now)
         # the channel's current target: an admin who fixed a wrong URL retries without re-queueing
         view = OutboxView(
             id=message.id, kind=message.kind, idempotency_key=message.idempotency_key,
-            destination={**destination, **(channel.target or {})}, payload=dict(message.payload or {}),
+            destination={**destination, **(channel.target or {})}, payload=payload,
             attempts=message.attempts, secret=channel.secret, allow_private_network=channel.allow_private_network,
         )
-        secrets = tuple(s for s in (channel.secret,) if s)
+        secrets = tuple(s for s in (channel.secret, link_token) if s)
         return Claim(**base, view=view, secrets=secrets + _url_secrets(channel.target))
     view = OutboxView(
         id=message.id, kind=message.kind, idempotency_key=message.idempotency_key, destination=destination,

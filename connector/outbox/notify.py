@@ -6,9 +6,14 @@ empty list means all of them):
 
 * ``milestone.done``: a milestone is done and its draft invoice exists, with
   the amount, the client, the contract, the project, the milestone, the task
-  link and a one-click link to approve it (``{public_url}/approve/<token>``,
-  an :class:`~jalon.core.models.ApprovalLink` created in the same transaction,
-  once for all the channels). When the entity's auto-issue policy issued the
+  link and a one-click link to approve it (``{public_url}/approve/<token>``).
+  The link is a capability, so the outbox never holds it: the message stores
+  ``approval: {"invoice_id": ...}`` and shows ``{public_url}/approve/…`` where
+  the link goes; the dispatcher makes the link (an
+  :class:`~jalon.core.models.ApprovalLink`, of which only the token's digest
+  is stored) when it claims the message to send it, and the text, the HTML,
+  ``links`` and ``data`` the channel gets are rendered again with it
+  (:func:`with_approval_link`). When the entity's auto-issue policy issued the
   invoice at once, the message says so, with its number, and has no link. The
   PM task also gets a comment (a write-back through the source plugin) saying
   a draft invoice exists and whether finance was told (no enabled channel
@@ -42,7 +47,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html import escape
 from types import MappingProxyType
@@ -74,6 +79,9 @@ DRAFT_CANCELLED = "invoice.draft_cancelled"
 TASK_DELETED = "milestone.task_deleted"
 EVENTS = (MILESTONE_DONE, REOPENED_AFTER_ISSUE, DRAFT_CANCELLED, TASK_DELETED)
 COMMENT = "comment"
+# where the approval link goes in a stored message: made when the message is sent, never stored
+APPROVE_PATH = "/approve/"
+LINK_MADE_WHEN_SENT = "…"
 # the comment of a draft when no enabled channel receives milestone.done: finance was told nothing
 COMMENT_UNTOLD = "comment:untold"
 KEY_LENGTH = 200  # of OutboxMessage.idempotency_key
@@ -171,7 +179,7 @@ def on_outcomes(
         invoice = _invoice_of(session, outcome, milestone)
         facts = _facts(outcome, milestone, invoice)
         cause = _cause(event, outcome, milestone, invoice)
-        approve_url = _approve_url_maker(session, invoice, settings) if event == MILESTONE_DONE else None
+        approvable = event == MILESTONE_DONE and invoice is not None and invoice.is_draft
         channels = subscribed(session, event)
         for channel in channels:
             language = str((channel.target or {}).get("language") or "fr")
@@ -181,7 +189,7 @@ def on_outcomes(
                 kind=event,
                 idempotency_key=f"{cause}:{channel.key}",
                 destination={"channel": channel.key},
-                payload=_payload(event, facts, language, approve_url),
+                payload=_payload(event, facts, language, settings if approvable else None),
                 channel_id=channel.id,
                 delivery_id=delivery_id,
                 invoice_id=invoice.id if invoice is not None else None,
@@ -281,29 +289,46 @@ def _comments(
     return queued
 
 
-def _approve_url_maker(session: Session, invoice: Invoice | None, settings: Settings
-                       ) -> Callable[[], str] | None:
-    """A function giving the draft's one-click approval URL, creating its link
-    on the first call only: a replayed cause, whose messages exist, creates none."""
-    if invoice is None or not invoice.is_draft:
-        return None
-    made: list[str] = []
-
-    def url() -> str:
-        if not made:
-            _, token = approval.create_link(session, invoice, valid_for=timedelta(hours=settings.approval_link_hours))
-            made.append(f"{settings.public_url.rstrip('/')}/approve/{token}")
-        return made[0]
-
-    return url
-
-
-def _payload(event: str, facts: dict[str, Any], language: str, approve_url: Callable[[], str] | None
+def _payload(event: str, facts: dict[str, Any], language: str, approvable: Settings | None
              ) -> Callable[[], dict[str, Any]]:
+    """The stored payload. A draft's (``approvable``: the settings) names its
+    invoice under ``approval`` and shows where the link goes, without a token."""
     def make() -> dict[str, Any]:
-        return render(event, {**facts, "approve_url": approve_url() if approve_url else None}, language)
+        if approvable is None:
+            return render(event, facts, language)
+        approve_url = f"{approvable.public_url.rstrip('/')}{APPROVE_PATH}{LINK_MADE_WHEN_SENT}"
+        payload = render(event, {**facts, "approve_url": approve_url}, language)
+        payload["approval"] = {"invoice_id": facts["invoice"]["id"]}
+        return payload
 
     return make
+
+
+def with_approval_link(session: Session, payload: Mapping[str, Any], settings: Settings, *,
+                       now: datetime | None = None) -> tuple[dict[str, Any], str | None]:
+    """The payload a channel sends, and the token of its approval link: for a
+    message naming an ``approval``, a new link for its invoice (in the
+    caller's transaction, valid ``settings.approval_link_hours`` from ``now``)
+    and the message rendered again with it; without a link when the invoice
+    is no longer a draft. Other payloads are returned as they are, with None.
+
+    Called by the dispatcher as it claims the message: every send (a retry
+    too) carries a link of its own, each usable once, and whichever is used
+    first issues the invoice (the others then say it is no longer a draft)."""
+    reference = payload.get("approval")
+    if not isinstance(reference, Mapping):
+        return dict(payload), None
+    sent = {key: value for key, value in payload.items() if key != "approval"}
+    invoice = session.get(Invoice, reference.get("invoice_id"))
+    url = token = None
+    if invoice is not None and invoice.is_draft:
+        _, token = approval.create_link(session, invoice, valid_for=timedelta(hours=settings.approval_link_hours),
+                                        now=now)
+        url = f"{settings.public_url.rstrip('/')}{APPROVE_PATH}{token}"
+    facts = dict(sent.get("data") or {})
+    sent.update(render(str(sent.get("event") or MILESTONE_DONE), {**facts, "approve_url": url},
+                       str(sent.get("language") or "fr")))
+    return sent, token
 
 
 def on_invoice_issued(session: Session, invoice: Invoice, *, pm: PluginManager | None = None) -> int:

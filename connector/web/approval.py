@@ -15,6 +15,10 @@ The invoice is issued and committed first; its documents are rendered
 afterwards in a transaction of their own (never while the numbering lock is
 held). The pages are in the client's language, French or English, and every
 value shown is escaped.
+
+The token is a capability: the server's access and error logs show
+``/approve/(secret)`` (:class:`jalon.connector.web.server.RedactingLogger`),
+Flask's own error log too, and the outbox never stores it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from jalon.core.models import Invoice, Mapping
 from jalon.core.types import utcnow
 
 from jalon.connector.outbox import notify
+from jalon.connector.redaction import RedactPaths
 from jalon.connector.outbox.rendering import store_after_issue
 from jalon.connector.runtime import Runtime
 
@@ -106,6 +111,9 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;p
 
 def register_approval(app: Flask) -> None:
     app.register_blueprint(bp)
+    # Flask logs an unhandled error as "Exception on <path>": never the token of a link
+    if not any(isinstance(f, RedactPaths) for f in app.logger.filters):
+        app.logger.addFilter(RedactPaths())
 
 
 def _runtime() -> Runtime:

@@ -25,6 +25,10 @@ default; see :func:`bind_to_one_cpu`): its threads take turns on Python's one
 lock, and handing that lock from a thread on one CPU to a thread on another
 costs more than the request itself.
 
+The access log (``--access-log``, on standard output) and the error log
+never show the token of a one-click approval link: :class:`RedactingLogger`
+writes ``/approve/(secret)`` instead, and ``(secret)`` for credential headers.
+
 :class:`JalonThreadWorker` and :class:`_Connection` lean on gthread's
 internals, which no public API promises: what ``handle`` answers, that client
 sockets are made blocking with ``setblocking``, the pool's work queue, the
@@ -43,7 +47,10 @@ import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from jalon.connector.redaction import SECRET_PATH, RedactPaths, redact_paths
 
 log = logging.getLogger("jalon.connector.web.server")
 
@@ -287,6 +294,36 @@ def _add_bench_noop(app) -> None:  # type: ignore[no-untyped-def]
     app.wsgi_app = bare
 
 
+# access-log atoms that are credentials whatever the request (an operator's own format may name them)
+SECRET_ATOMS = frozenset({
+    "{authorization}i", "{proxy-authorization}i", "{cookie}i", "{x-api-key}i", "{x-auth-token}i", "{set-cookie}o",
+    "{http_authorization}e", "{http_proxy_authorization}e", "{http_cookie}e", "{http_x_api_key}e",
+    "{http_x_auth_token}e",
+})
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, keeping capabilities out of the logs: the token of a
+    one-click approval link (``/approve/<token>``: whoever reads it may issue
+    an invoice) is ``(secret)`` in every atom of the access log (request
+    line, path, referer, environ), as are credential headers; the error log
+    redacts the same paths ("Error handling request /approve/…")."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if not any(isinstance(f, RedactPaths) for f in self.error_log.filters):
+            self.error_log.addFilter(RedactPaths())
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name, value in atoms.items():
+            if name in SECRET_ATOMS:
+                atoms[name] = SECRET_PATH
+            elif isinstance(value, str):
+                atoms[name] = redact_paths(value)
+        return atoms
+
+
 def options(*, host: str, port: int, workers: int, threads: int, access_log: bool = True) -> dict[str, Any]:
     return {
         "bind": f"{host}:{port}",
@@ -301,6 +338,8 @@ def options(*, host: str, port: int, workers: int, threads: int, access_log: boo
         "keepalive": 5,
         "limit_request_line": 8190,
         "accesslog": "-" if access_log else None,
+        # no approval token nor credential in the access and error logs
+        "logger_class": "jalon.connector.web.server.RedactingLogger",
         # each worker builds its own app, engine and pool after the fork
         "preload_app": False,
         "post_worker_init": post_worker_init,

@@ -107,6 +107,47 @@ def test_a_message_that_keeps_failing_is_visible_in_the_api(app, admin, uow, set
     assert item["attempts"] == settings.max_attempts and "SMTP 451" in item["last_error"]
 
 
+def test_the_outbox_shows_where_the_approval_link_goes_never_a_token(app, admin, finance, uow, settings, smtp) -> None:  # type: ignore[no-untyped-def]
+    import email
+    import json
+    import re
+    from dataclasses import replace
+    from email import policy
+
+    mailbox, port = smtp
+    runtime = app.extensions["jalon"]
+    runtime.settings = replace(runtime.settings, smtp_port=port)
+    with uow() as session:
+        factories.seed(session)
+    admin.put("/api/v1/channels/finance", json={"kind": "email", "target": {"to": ["f@atelier.example"]}})
+    complete_milestone(uow, runtime.settings)
+    dispatch_once(runtime, owner="test")
+    [envelope] = mailbox.messages
+    mail = email.message_from_bytes(envelope.original_content, policy=policy.default)
+    token = re.search(r"/approve/([A-Za-z0-9_-]{43})", mail.get_body(("plain",)).get_content()).group(1)
+    for reader in (admin, finance):
+        [item] = reader.get("/api/v1/outbox?channel=email").get_json()["items"]
+        assert item["status"] == "sent" and item["payload"]["links"]["approve"] == \
+            "https://jalon.atelier.example/approve/…"
+        shown = json.dumps([item, reader.get(f"/api/v1/outbox/{item['id']}").get_json()])
+        assert token not in shown
+
+
+def test_a_message_stored_with_its_approval_link_in_clear_is_shown_without_the_token(failed, finance, uow) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    url = "https://jalon.atelier.example/approve/Bh3kT0ken0fAnOlderJal0n_Stored1nClear-abcdefg"
+    with uow() as session:  # as jalon stored them before the link was made at send time
+        row = session.get(type(failed), failed.id)
+        row.payload = {**row.payload, "links": {"approve": url, "task": None}, "text": f"Approuver : {url}\n"}
+        row.last_error = f"refused {url}"
+    body = finance.get(f"/api/v1/outbox/{failed.id}").get_json()
+    assert body["payload"]["links"]["approve"] == "https://jalon.atelier.example/approve/(secret)"
+    assert body["payload"]["text"] == "Approuver : https://jalon.atelier.example/approve/(secret)\n"
+    assert body["last_error"] == "refused https://jalon.atelier.example/approve/(secret)"
+    assert "Bh3kT0ken" not in json.dumps(finance.get("/api/v1/outbox").get_json())
+
+
 def test_outbox_problems(failed, admin, app) -> None:  # type: ignore[no-untyped-def]
     assert_problem(admin.get("/api/v1/outbox/999999"), 404, "outbox_message_not_found")
     assert_problem(admin.post("/api/v1/outbox/999999/retry"), 404, "outbox_message_not_found")

@@ -37,7 +37,9 @@ def test_a_200_sends_text_and_blocks_with_an_approve_button(chat, uow) -> None: 
     assert "Lumière Industries SA" in body["text"] and "7\u202f200,00\u00a0€ HT" in body["text"]
     button = body["blocks"][1]["elements"][0]
     assert re.fullmatch(r"https://jalon\.atelier\.example/approve/[A-Za-z0-9_-]{43}", button["url"])
-    assert _chat_message(uow).status == "sent"
+    message = _chat_message(uow)
+    assert message.status == "sent"
+    assert button["url"].rsplit("/", 1)[1] not in json.dumps(message.payload)  # made as it was sent
 
 
 @responses.activate

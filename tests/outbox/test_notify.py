@@ -18,6 +18,7 @@ from jalon.connector.outbox.notify import (
     on_invoice_paid,
     on_outcomes,
     target_key,
+    with_approval_link,
 )
 from jalon.connector.plugin.hookspecs import hookimpl
 from jalon.connector.plugin.manager import get_plugin_manager
@@ -56,12 +57,13 @@ def test_a_done_milestone_notifies_each_subscribed_channel_and_comments_on_the_t
     assert data["project"] == "WEB"
     assert data["milestone"]["reference"] == "M1" and data["milestone"]["name"] == "Maquettes validées"
     assert data["task"] == {"ref": "WEB-1", "url": "https://jira.atelier.test/browse/WEB-1"}
-    assert re.fullmatch(r"https://jalon\.atelier\.example/approve/[A-Za-z0-9_-]{43}", data["approve_url"])
+    # where the approval link goes, without a token: the dispatcher makes the link as it sends
+    assert data["approve_url"] == "https://jalon.atelier.example/approve/…"
     assert finance.payload["links"]["approve"] == data["approve_url"]
-    # one link for every channel, made in the same transaction
+    assert "Approuver : https://jalon.atelier.example/approve/…\n" in finance.payload["text"]
     chat = next(m for m in messages if m.channel == "chat")
-    assert chat.payload["links"]["approve"] == data["approve_url"]
-    assert [link.invoice_id for link in approval_links(uow)] == [invoice_id]
+    assert finance.payload["approval"] == chat.payload["approval"] == {"invoice_id": invoice_id}
+    assert approval_links(uow) == []
     assert finance.payload["subject"].startswith("Jalon terminé : Refonte du site — Maquettes validées")
     comment = next(m for m in messages if m.channel == "jira")
     assert comment.kind == "comment"
@@ -84,7 +86,7 @@ def test_a_replayed_cause_queues_nothing_new(channels, uow, settings) -> None:  
         outcome = apply_event(session, factories.completed("WEB-1"))  # the same event again: unchanged
         assert on_outcomes(session, [outcome], integration=integration, settings=settings) == 0
     assert len(outbox(uow)) == 3
-    assert len(approval_links(uow)) == 1
+    assert approval_links(uow) == []
 
 
 def test_the_same_outcome_notified_twice_is_queued_once(channels, uow, settings) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +96,7 @@ def test_the_same_outcome_notified_twice_is_queued_once(channels, uow, settings)
         assert on_outcomes(session, [outcome], integration=integration, settings=settings) == 3
         assert on_outcomes(session, [outcome], integration=integration, settings=settings) == 0
     assert len(outbox(uow)) == 3
-    assert len(approval_links(uow)) == 1
+    assert approval_links(uow) == []
 
 
 def test_a_rolled_back_transaction_leaves_no_message(channels, uow, settings, runtime) -> None:  # type: ignore[no-untyped-def]
@@ -163,11 +165,45 @@ def _token(url: str) -> str:
     return url.rsplit("/approve/", 1)[1]
 
 
+def _as_sent(uow, message, settings, now=None):  # type: ignore[no-untyped-def]
+    """What the dispatcher does as it claims the message: the payload sent, and the token in it."""
+    with uow() as session:
+        return with_approval_link(session, message.payload, settings, now=now)
+
+
+def test_the_outbox_holds_no_approval_token_the_message_sent_does(world, uow, settings):  # type: ignore[no-untyped-def]
+    add_channel(uow, **EMAIL)
+    complete_milestone(uow, settings)
+    [message] = outbox(uow, channel="email")
+    sent, token = _as_sent(uow, message, settings)
+    url = f"https://jalon.atelier.example/approve/{token}"
+    assert re.fullmatch(r"https://jalon\.atelier\.example/approve/[A-Za-z0-9_-]{43}", url)
+    assert sent["data"]["approve_url"] == sent["links"]["approve"] == url
+    assert f"Approuver : {url}\n" in sent["text"] and f'<a href="{url}">' in sent["html"]
+    assert "approval" not in sent
+    # the rest of the message is what was stored
+    assert sent["subject"] == message.payload["subject"]
+    assert sent["text"].replace(token, "…") == message.payload["text"]
+    assert sent["data"]["invoice"] == message.payload["data"]["invoice"]
+    assert token not in repr(outbox(uow))
+
+
+def test_each_send_carries_a_link_of_its_own_for_the_same_draft(world, uow, settings):  # type: ignore[no-untyped-def]
+    add_channel(uow, **EMAIL)
+    complete_milestone(uow, settings)
+    [message] = outbox(uow, channel="email")
+    first, second = _as_sent(uow, message, settings)[1], _as_sent(uow, message, settings)[1]
+    assert first != second
+    assert [link.invoice_id for link in approval_links(uow)] == [message.invoice_id] * 2
+
+
 def test_the_approve_link_stores_only_the_digest_of_its_token_and_expires_after_the_setting(world, uow, settings):  # type: ignore[no-untyped-def]
     add_channel(uow, **EMAIL)
-    complete_milestone(uow, replace(settings, approval_link_hours=48))
+    hours48 = replace(settings, approval_link_hours=48)
+    complete_milestone(uow, hours48)
     [message] = outbox(uow, channel="email")
-    token = _token(message.payload["data"]["approve_url"])
+    sent, token = _as_sent(uow, message, hours48)
+    assert _token(sent["data"]["approve_url"]) == token
     assert len(token) == 43  # 256 random bits, URL-safe base64
     [link] = approval_links(uow)
     assert link.digest == hashlib.sha256(token.encode()).hexdigest()
@@ -175,6 +211,29 @@ def test_the_approve_link_stores_only_the_digest_of_its_token_and_expires_after_
     assert link.expires_at - link.created_at == timedelta(hours=48)
     assert (link.used_at, link.used_by) == (None, None)
     assert link.invoice_id == message.invoice_id == message.payload["data"]["invoice"]["id"]
+
+
+def test_a_draft_issued_before_its_message_is_sent_is_sent_without_a_link(world, uow, settings):  # type: ignore[no-untyped-def]
+    add_channel(uow, **EMAIL)
+    complete_milestone(uow, settings)
+    [message] = outbox(uow, channel="email")
+    with uow() as session:
+        issue(session, message.invoice_id, actor="finance")
+    sent, token = _as_sent(uow, message, settings)
+    assert token is None and sent["links"]["approve"] is None and sent["data"]["approve_url"] is None
+    assert "Approuver" not in sent["text"] and "/approve/" not in sent["html"]
+    assert approval_links(uow) == []
+
+
+def test_a_message_without_approval_is_sent_as_stored(channels, uow, settings):  # type: ignore[no-untyped-def]
+    complete_milestone(uow, settings)
+    with uow() as session:
+        outcome = apply_event(session, factories.reopened("WEB-1"))
+        on_outcomes(session, [outcome], integration=catalog.get_integration(session, "jira-atelier"),
+                    settings=settings)
+    [cancelled, *_] = outbox(uow, kind="invoice.draft_cancelled")
+    assert _as_sent(uow, cancelled, settings) == (cancelled.payload, None)
+    assert approval_links(uow) == []
 
 
 def test_no_subscribed_channel_means_no_approve_link(world, uow, settings):  # type: ignore[no-untyped-def]
@@ -195,7 +254,7 @@ def test_an_auto_issued_milestone_invoice_is_announced_as_issued_without_an_appr
     assert finance.payload["subject"].startswith("Jalon facturé : Refonte du site — Maquettes validées")
     assert f"la facture {data['invoice']['number']} de 7\u202f200,00\u00a0€ HT a été émise aussitôt" \
         in finance.payload["text"]
-    assert "Approuver" not in finance.payload["text"]
+    assert "Approuver" not in finance.payload["text"] and "approval" not in finance.payload
     assert approval_links(uow) == []
     [comment] = outbox(uow, channel="jira")
     assert comment.payload["text"].endswith(f"la facture {data['invoice']['number']} du jalon « Maquettes validées » "
@@ -218,7 +277,7 @@ def test_a_draft_at_or_above_the_threshold_waits_for_approval(channels, uow, set
     finance = next(m for m in outbox(uow) if m.destination == {"channel": "finance"})
     assert finance.payload["data"]["invoice"]["status"] == "draft"
     assert finance.payload["data"]["approve_url"].startswith("https://jalon.atelier.example/approve/")
-    assert len(approval_links(uow)) == 1
+    assert finance.payload["approval"] == {"invoice_id": finance.invoice_id}
 
 
 @pytest.mark.parametrize("raw", ["0", "-5", "a week"])

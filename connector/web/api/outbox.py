@@ -2,6 +2,11 @@
 
 Admin and finance tokens read it and may retry a failed message (it goes back
 to ``pending`` with a fresh set of attempts; an audit record says who did it).
+
+No message holds a credential: a channel message names its channel, not its
+URL; a ``milestone.done`` shows ``{public_url}/approve/…`` where its approval
+link goes (the link is made when the message is sent); a message an older
+jalon stored with its link in clear shows ``/approve/(secret)``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from jalon.core.errors import Conflict, NotFound
 from jalon.core.models import OUTBOX_STATUSES, OutboxMessage
 from jalon.core.types import utcnow
 
+from jalon.connector.redaction import redact_paths_in
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
 from jalon.connector.web.api.fields import PageArgs, Schema, page_of, paginate
@@ -45,12 +51,13 @@ class OutboxOut(Schema):
                                   metadata={"type": "string", "nullable": True})
     delivery_id = fields.Integer(allow_none=True)
     destination = fields.Dict()
-    payload = fields.Dict()
+    payload = fields.Function(lambda m: redact_paths_in(m.payload or {}), metadata={"type": "object"})
     status = fields.String()
     attempts = fields.Integer()
     next_attempt_at = fields.DateTime()
     lease_expires_at = fields.DateTime(allow_none=True)
-    last_error = fields.String(allow_none=True)
+    last_error = fields.Function(lambda m: redact_paths_in(m.last_error),
+                                 metadata={"type": "string", "nullable": True})
     external_id = fields.String(allow_none=True)
     created_at = fields.DateTime()
     sent_at = fields.DateTime(allow_none=True)
