@@ -1,7 +1,9 @@
 """What the connector checks of an integration before the core stores it: a
-source that an installed plugin serves, and ``settings`` that this plugin's
+source that an installed plugin serves, ``settings`` that this plugin's
 ``settings_schema`` accepts (the base :class:`IntegrationSettings` for a
-plugin that declares none).
+plugin that declares none), and a ``base_url`` the SSRF guard lets through
+unless those settings say ``allow_private_network: true`` (as a channel's URL
+is checked; the guard checks again, resolving the name, at every call).
 
 The admin API, ``jalon config apply`` and ``jalon integrations connect`` all
 save integrations with :func:`checker`'s check (``catalog.upsert_integration``
@@ -19,6 +21,7 @@ import marshmallow as ma
 
 from jalon.core.errors import Invalid
 
+from jalon.connector.net import ssrf
 from jalon.connector.plugin.manager import sources
 from jalon.connector.plugin.types import IntegrationSettings
 
@@ -64,13 +67,15 @@ def settings_schema(pm: Any, source: str) -> ma.Schema:
     return (spec.settings_schema or IntegrationSettings)()
 
 
-def check_settings(pm: Any, source: str, settings: Any) -> dict[str, Any]:
+def check_settings(pm: Any, source: str, settings: Any, *, base_url: str | None = None) -> dict[str, Any]:
     """The settings to store for an integration of ``source``: the keys given,
     each with the value the plugin's schema loads (``"true"`` given for a
     boolean is stored ``true``), its defaults left to the schema at read time.
     Raises :class:`Invalid` ``unknown_source`` or ``settings_invalid``, whose
     ``details["errors"]`` holds marshmallow's messages under ``settings`` (or
-    ``source``), for the API's problem and the commands' paths."""
+    ``source``), for the API's problem and the commands' paths; and
+    ``url_not_allowed`` (under ``base_url``) for a ``base_url`` the SSRF
+    guard refuses (:func:`check_base_url`)."""
     schema = settings_schema(pm, source)
     if settings is None:
         settings = {}
@@ -84,14 +89,30 @@ def check_settings(pm: Any, source: str, settings: Any) -> dict[str, Any]:
         messages = {"settings": error.messages}
         raise Invalid(f"{describe(error_paths(messages))} (settings of a {source} integration)",
                       code="settings_invalid", details={"errors": messages}) from None
+    check_base_url(base_url, allow_private_network=loaded.get("allow_private_network") is True)
     # dumped again, so that what is stored is JSON (a date or a decimal as text)
     dumped = schema.dump(loaded)
     return {key: dumped.get(key, value) for key, value in given.items()}
 
 
-def checker(pm: Any) -> Callable[[str, Any], dict[str, Any]]:
+def check_base_url(base_url: str | None, *, allow_private_network: bool) -> None:
+    """Refuse (``url_not_allowed``, naming ``base_url`` and the setting that
+    would allow it) a tool's address the SSRF guard refuses: not http(s),
+    credentials in it, this machine or a non-public address. A name that does
+    not resolve yet is accepted: the guard resolves it at every call."""
+    if not base_url:
+        return
+    try:
+        ssrf.check_url(str(base_url), allow_private_network=allow_private_network, resolve=False)
+    except ssrf.UrlNotAllowed as error:
+        message = (f"base_url: {error.message} (a tool on your own network needs the setting "
+                   "allow_private_network: true)")
+        raise ssrf.UrlNotAllowed(message, details={"errors": {"base_url": [message]}}) from None
+
+
+def checker(pm: Any) -> Callable[..., dict[str, Any]]:
     """The ``check`` that ``catalog.upsert_integration`` and ``apply_config`` take."""
-    return lambda source, settings: check_settings(pm, source, settings)
+    return lambda source, settings, base_url=None: check_settings(pm, source, settings, base_url=base_url)
 
 
 def setting_default(pm: Any, source: str, key: str) -> Any:

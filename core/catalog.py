@@ -426,17 +426,19 @@ def rate_for(contract: Contract, person_ref: str, on: date, members: Iterable[Co
     return None
 
 
-# the connector's check of an integration's settings: (source, settings) -> the settings to store
-IntegrationCheck = Callable[[str, Any], MappingABC[str, Any]]
+# the connector's check of an integration's settings and base_url: (source, settings, base_url=)
+# -> the settings to store
+IntegrationCheck = Callable[..., MappingABC[str, Any]]
 
 
 def upsert_integration(session: Session, data: Data, *, actor: str, rotation_time=None,  # type: ignore[no-untyped-def]
                        check: IntegrationCheck | None = None) -> tuple[Integration, bool]:
     """An integration; a new ``secret`` keeps the previous one for the overlap
     the connector allows (rotation without lost deliveries). ``check(source,
-    settings)`` is the connector's validation (a source some plugin serves,
-    settings its schema accepts) and returns the settings to store: the core
-    knows no plugin."""
+    settings, base_url=...)`` is the connector's validation (a source some
+    plugin serves, settings its schema accepts, a base_url its SSRF guard
+    accepts) and returns the settings to store: the core knows no plugin and
+    opens no socket."""
     _require(data, "key", "source")
     key = data["key"]
     if not all(c.isalnum() or c in "-_" for c in key) or len(key) > 64:
@@ -453,7 +455,7 @@ def upsert_integration(session: Session, data: Data, *, actor: str, rotation_tim
     if existing is not None and existing.source != data["source"]:
         raise Conflict(f"integration {key} is a {existing.source} integration", code="integration_source_locked")
     if check is not None:
-        values["settings"] = dict(check(data["source"], data.get("settings")))
+        values["settings"] = dict(check(data["source"], data.get("settings"), base_url=values["base_url"]))
     secret = data.get("secret")
     if secret:
         if existing is None or existing.secret != secret:

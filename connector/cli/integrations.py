@@ -204,8 +204,14 @@ def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, 
                 generated = existing is None or not existing.secret
                 if generated:  # an existing secret is kept: the tool already signs with it
                     data["secret"] = secrets_module.token_urlsafe(32)
-                integration, created = catalog.upsert_integration(session, data, actor="cli",
-                                                                  check=checker(runtime.pm))
+                try:
+                    integration, created = catalog.upsert_integration(session, data, actor="cli",
+                                                                      check=checker(runtime.pm))
+                except UrlNotAllowed as error:  # the site, checked by the SSRF guard: nothing is stored
+                    click.echo(f"error [url_not_allowed]: {error.message}", err=True)
+                    click.echo(f"nothing is stored; if {data['base_url']} is on your own network, run the command "
+                               f"again with --setting allow_private_network=true", err=True)
+                    sys.exit(1)
                 session.flush()
                 mapped = sorted(session.execute(select(Mapping.pm_project).where(
                     Mapping.integration_id == integration.id)).scalars())

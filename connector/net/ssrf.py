@@ -3,8 +3,9 @@ callbacks, PM-tool base URLs) must not reach this machine or its network.
 
 Checked twice:
 
-* when an admin configures a channel (API and ``jalon config apply``), so a
-  bad URL is refused at once with ``url_not_allowed`` (422);
+* when an admin configures a channel or an integration's ``base_url`` (API,
+  ``jalon config apply``, ``jalon integrations connect``), so a bad URL is
+  refused at once with ``url_not_allowed`` (422, exit 1);
 * again at send time, since DNS can change between the two: the host is
   resolved, every address it resolves to is checked, and only then does the
   request go out. The residual time-of-check/time-of-use gap (a DNS answer
@@ -41,8 +42,8 @@ LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopb
 class UrlNotAllowed(Invalid):
     """An outbound URL the guard refuses (422 ``url_not_allowed``)."""
 
-    def __init__(self, message: str):
-        super().__init__(message, code="url_not_allowed")
+    def __init__(self, message: str, *, details: dict | None = None):
+        super().__init__(message, code="url_not_allowed", details=details)
 
 
 def resolve_host(host: str, port: int) -> list[str]:
