@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .money import Money
 from .terms import PaymentTerms
-from .types import ExactDecimal, UTCDateTime, utcnow
+from .types import BigId, ExactDecimal, UTCDateTime, utcnow
 from .vat import Vat
 
 NAMING_CONVENTION = {
@@ -339,7 +339,7 @@ class Invoice(Base):
         Index("ix_invoices_client_status", "client_id", "status"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="invoice")
     # active history: the guard must see the stored status even when it was not loaded
     status: Mapped[str] = mapped_column(String(20), default="draft", active_history=True)
@@ -347,7 +347,7 @@ class Invoice(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"))
     milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"))
-    corrects_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    corrects_invoice_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("invoices.id"))
     currency: Mapped[str] = mapped_column(String(3))
     number: Mapped[str | None] = mapped_column(String(50))
     sequence_year: Mapped[int | None] = mapped_column(Integer)
@@ -401,8 +401,8 @@ class Invoice(Base):
 class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(BigId, ForeignKey("invoices.id"))
     position: Mapped[int] = mapped_column(Integer, default=0)
     description: Mapped[str] = mapped_column(Text)
     quantity: Mapped[Decimal]
@@ -440,7 +440,7 @@ class Payment(Base):
 
     __tablename__ = "payments"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     amount: Mapped[Decimal]
     currency: Mapped[str] = mapped_column(String(3))
@@ -464,9 +464,9 @@ class Payment(Base):
 class PaymentAllocation(Base):
     __tablename__ = "payment_allocations"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(BigId, ForeignKey("payments.id"))
+    invoice_id: Mapped[int] = mapped_column(BigId, ForeignKey("invoices.id"))
     amount: Mapped[Decimal]
 
     payment: Mapped[Payment] = relationship(back_populates="allocations")
@@ -480,7 +480,7 @@ class TimeEntry(Base):
     __tablename__ = "time_entries"
     __table_args__ = (UniqueConstraint("integration_id", "worklog_ref"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
     worklog_ref: Mapped[str] = mapped_column(String(100))
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
@@ -502,7 +502,7 @@ class TaskState(Base):
     __tablename__ = "task_states"
     __table_args__ = (UniqueConstraint("integration_id", "task_ref"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
     task_ref: Mapped[str] = mapped_column(String(100))
     done: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -515,7 +515,7 @@ class AuditRecord(Base):
     __tablename__ = "audit_records"
     __table_args__ = (Index("ix_audit_subject", "subject_type", "subject_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
@@ -588,7 +588,7 @@ class Delivery(LeasedWork, Base):
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
     source: Mapped[str] = mapped_column(String(50))
     idempotency_key: Mapped[str] = mapped_column(String(200))
@@ -659,16 +659,16 @@ class OutboxMessage(LeasedWork, Base):
         Index("ix_outbox_messages_claim", "status", "next_attempt_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     # the channel plugin that sends it: "email", "chat", "webhook", or a source ("jira") for write-backs
     channel: Mapped[str] = mapped_column(String(50))
     kind: Mapped[str] = mapped_column(String(100))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("notification_channels.id"))
     integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id"))
-    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    delivery_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("deliveries.id"))
     # the invoice the message is about, when it is about one (its sending to the client, a notification)
-    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("invoices.id"), index=True)
     destination: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     external_id: Mapped[str | None] = mapped_column(String(300))
@@ -689,7 +689,7 @@ class JobRun(Base):
         CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     job: Mapped[str] = mapped_column(String(100))
     tick: Mapped[datetime]
     owner: Mapped[str] = mapped_column(String(100))
@@ -716,8 +716,8 @@ class InvoiceDocument(Base):
         CheckConstraint(f"kind IN {DOCUMENT_KINDS!r}", name="kind"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(BigId, ForeignKey("invoices.id"))
     kind: Mapped[str] = mapped_column(String(10))
     filename: Mapped[str] = mapped_column(String(200))
     media_type: Mapped[str] = mapped_column(String(100))
@@ -736,8 +736,8 @@ class ApprovalLink(Base):
 
     __tablename__ = "approval_links"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(BigId, ForeignKey("invoices.id"), index=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

@@ -1,13 +1,20 @@
-"""Column types: exact decimals on every engine, UTC datetimes."""
+"""Column types: exact decimals on every engine, UTC datetimes, 64-bit ids."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import Numeric, String, TypeDecorator
+from sqlalchemy import BigInteger, Integer, Numeric, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
+
+
+# The id of a table that grows without bound (deliveries, outbox messages, audit
+# records, time entries, invoices...), and of every column referring to one:
+# BIGINT on PostgreSQL, where INTEGER stops at 2^31 - 1; on SQLite, INTEGER,
+# which is 64-bit there already and, as the primary key, the rowid itself.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
