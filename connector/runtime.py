@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from jalon.core import secrets
 from jalon.core.db import database_url as resolve_database_url
 from jalon.core.db import make_engine, make_sessionmaker
 from jalon.core.errors import Invalid
@@ -19,7 +20,7 @@ from jalon.core.errors import Invalid
 from jalon.connector.net.http import LookupCache, RestClient, client_for
 from jalon.connector.plugin.manager import PluginManager, get_plugin_manager
 from jalon.connector.plugin.types import IntegrationView
-from jalon.connector.settings import Settings
+from jalon.connector.settings import Settings, secret_keys
 
 
 @dataclass
@@ -60,6 +61,7 @@ def build_runtime(
     plugins: Iterable[object] = (),
     load_entrypoints: bool = True,
 ) -> Runtime:
+    use_secret_keys()
     settings = settings or Settings.from_env()
     extra = [*plugins, *load_extra_plugins(settings.extra_plugins)]
     engine = make_engine(resolve_database_url(database_url))
@@ -67,6 +69,39 @@ def build_runtime(
     sessions = make_sessionmaker(engine)
     sessions.configure(info={SESSION_PLUGINS: pm})
     return Runtime(engine=engine, sessionmaker=sessions, pm=pm, settings=settings)
+
+
+def use_secret_keys(environ: dict[str, str] | None = None) -> None:
+    """Hand ``JALON_SECRET_KEYS`` to the core's sealed columns, at start-up.
+    Without it, the keys this process was given already (the demo's
+    temporary key, the tests'), or a clear error, ``secret_keys_missing``:
+    no process opens the database without the keys to read and write its
+    secrets sealed."""
+    keys = secret_keys(environ)
+    if keys:
+        secrets.configure_keys(keys)
+    elif not secrets.keys_configured():
+        raise secrets.SecretKeysMissing(secrets.MISSING)
+
+
+def check_secret_keys(engine: Engine) -> int:
+    """What ``jalon serve`` and ``jalon worker`` check before they start:
+    that every secret sealed in the database opens with the keys
+    (``secret_unreadable`` otherwise, naming the first that does not), rather
+    than a failure at each webhook later. Returns how many secrets are still
+    stored in clear, from before sealing. A database without its tables yet
+    holds none."""
+    from sqlalchemy import inspect
+
+    from jalon.core.db import read_only_session
+    from jalon.core.models import Base
+
+    tables = {column.table.name for column in secrets.sealed_columns(Base.metadata)}
+    inspector = inspect(engine)
+    if not all(inspector.has_table(table) for table in tables):
+        return 0
+    with read_only_session(make_sessionmaker(engine)) as session:
+        return sum(count.sealed for count in secrets.reseal(session, Base.metadata, dry_run=True))
 
 
 def load_extra_plugins(references: str) -> list[object]:

@@ -4,6 +4,7 @@ that suit the embedded, one-machine set-up."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -80,6 +81,19 @@ class Settings:
                 continue
             values[spec.name] = _parse(spec.name, spec.type, raw)
         return replace(cls(), **{**values, **overrides})
+
+
+# The keys that seal secrets at rest (jalon.core.secrets): comma-separated
+# Fernet keys, the first seals, every one opens. Read from the environment by
+# itself, not a field of Settings: the settings are handed to every channel
+# plugin (jalon_channel_send's ``settings``), the keys to no plugin.
+SECRET_KEYS_ENV = "JALON_SECRET_KEYS"
+
+
+def secret_keys(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The keys of ``JALON_SECRET_KEYS`` (none when it is unset or blank)."""
+    raw = (os.environ if environ is None else environ).get(SECRET_KEYS_ENV, "")
+    return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

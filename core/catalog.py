@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, identifiers
+from . import audit, identifiers, secrets
 from .errors import Conflict, Invalid, NotFound
 from .models import (
     CONTRACT_KINDS,
@@ -78,12 +78,15 @@ def get_integration(session: Session, key: str) -> Integration:
 
 
 def _assign(obj: Any, values: Data) -> dict[str, Any]:
-    """Set the attributes that differ; return {field: new value} of what changed."""
+    """Set the attributes that differ; return {field: new value} of what
+    changed, for the audit trail, which is not sealed: a secret, or any value
+    sealed at rest (a channel's target, a chat webhook's URL in it), as "(secret)"."""
+    hidden = SECRET_FIELDS | secrets.sealed_fields(type(obj))
     changed: dict[str, Any] = {}
     for field, value in values.items():
         if getattr(obj, field) != value:
             setattr(obj, field, value)
-            changed[field] = "(secret)" if field in SECRET_FIELDS else value
+            changed[field] = "(secret)" if field in hidden else value
     return changed
 
 

@@ -112,12 +112,26 @@ def sqlite_write_lock(engine: Engine) -> threading.Lock:
     return _write_locks[engine]
 
 
+def create_private_file(path: Path) -> None:
+    """Create the SQLite file, if it does not exist yet, readable and writable
+    by its owner only (0600), before SQLite opens it: it holds clients,
+    invoices and the sealed secrets. SQLite gives the ``-wal`` and ``-shm``
+    files it creates next to it the same permissions. A file that exists
+    keeps its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
     url = database_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            create_private_file(Path(path))
         engine = create_engine(url, **kwargs)
         _sqlite_setup(engine)
         return engine
@@ -130,6 +144,25 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:  # type: ignore[no-
         connect_args["options"] = f"{given} -c synchronous_commit=on".strip()
         kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
+
+
+def rewrite_sqlite_file(engine: Engine) -> bool:
+    """SQLite: rewrite the database file (``VACUUM``) and empty its
+    write-ahead log, so that values overwritten (a secret in clear before it
+    was sealed, one sealed with a key since dropped) no longer linger in free
+    pages or old log frames. False, and nothing done, on another engine
+    (PostgreSQL keeps old row versions until its own VACUUM)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    connection = engine.raw_connection()  # outside any transaction: VACUUM refuses one
+    try:
+        cursor = connection.cursor()
+        cursor.execute("VACUUM")
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        connection.close()
+    return True
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .money import Money
 from .terms import PaymentTerms
+from .secrets import Sealed, SealedJSON
 from .types import BigId, ExactDecimal, UTCDateTime, utcnow
 from .vat import Vat
 
@@ -280,10 +281,11 @@ class Integration(Base):
     name: Mapped[str] = mapped_column(String(200))
     base_url: Mapped[str | None] = mapped_column(String(500))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    secret: Mapped[str | None] = mapped_column(String(500))
-    previous_secret: Mapped[str | None] = mapped_column(String(500))
+    # sealed at rest (jalon.core.secrets): the webhook secrets and the tool's credentials
+    secret: Mapped[str | None] = mapped_column(Sealed())
+    previous_secret: Mapped[str | None] = mapped_column(Sealed())
     secret_rotated_at: Mapped[datetime | None]
-    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    credentials: Mapped[dict[str, Any]] = mapped_column(SealedJSON(), default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -636,9 +638,10 @@ class NotificationChannel(Base):
     key: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(50))
     name: Mapped[str] = mapped_column(String(200))
-    target: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # sealed at rest (jalon.core.secrets): a chat webhook's URL is a credential itself
+    target: Mapped[dict[str, Any]] = mapped_column(SealedJSON(), default=dict)
     events: Mapped[list[str]] = mapped_column(default=list)
-    secret: Mapped[str | None] = mapped_column(String(500))
+    secret: Mapped[str | None] = mapped_column(Sealed())
     allow_private_network: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

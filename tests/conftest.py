@@ -17,16 +17,44 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import make_url, text
 
+from jalon.core import secrets
 from jalon.core.db import make_engine, make_sessionmaker
 from jalon.core.migrate import upgrade
 from jalon.core.models import Base
 
 POSTGRES_ENV = "JALON_TEST_POSTGRES_URL"
+# the key the tests' secrets are sealed with (JALON_SECRET_KEYS), one per run
+TEST_SECRET_KEY = secrets.generate_key()
 
 
 def pytest_report_header(config) -> str:  # type: ignore[no-untyped-def]
     url = os.environ.get(POSTGRES_ENV)
     return f"jalon: SQLite always; PostgreSQL {'at ' + make_url(url).render_as_string() if url else 'skipped (' + POSTGRES_ENV + ' not set)'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_keys() -> Iterator[str]:
+    """Secrets sealed with a key of the run's own: in this process (the core's
+    keys) and in every process it starts (the environment)."""
+    saved = os.environ.get(secrets.KEYS_SETTING)
+    os.environ[secrets.KEYS_SETTING] = TEST_SECRET_KEY
+    secrets.configure_keys([TEST_SECRET_KEY])
+    try:
+        yield TEST_SECRET_KEY
+    finally:
+        if saved is None:
+            os.environ.pop(secrets.KEYS_SETTING, None)
+        else:
+            os.environ[secrets.KEYS_SETTING] = saved
+        secrets.forget_keys()
+
+
+@pytest.fixture(autouse=True)
+def run_secret_keys(secret_keys: str) -> Iterator[None]:
+    """Each test ends with the run's key back, whatever keys it used."""
+    yield
+    os.environ[secrets.KEYS_SETTING] = secret_keys
+    secrets.configure_keys([secret_keys])
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,22 @@ class Context:
     def __init__(self, url: str | None):
         self.url = database_url(url)
         self._engine = None
+        self._keys = False
 
     @property
     def engine(self):  # type: ignore[no-untyped-def]
+        """The database, its secrets sealed with ``JALON_SECRET_KEYS``: a
+        command that opens it without the keys ends with ``secret_keys_missing``."""
+        if not self._keys:
+            from jalon.connector.runtime import use_secret_keys
+
+            use_secret_keys()
+            self._keys = True
+        return self.schema_engine
+
+    @property
+    def schema_engine(self):  # type: ignore[no-untyped-def]
+        """The database for what reads and writes no secret (``jalon db``): no key needed."""
         if self._engine is None:
             self._engine = make_engine(self.url)
         return self._engine

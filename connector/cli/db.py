@@ -19,8 +19,8 @@ def db() -> None:
 def db_upgrade(obj: Context) -> None:
     """Migrate the database to the latest schema (safe to run again)."""
     with domain_errors():
-        upgrade(obj.engine)
-        click.echo(f"database at revision {current(obj.engine)}")
+        upgrade(obj.schema_engine)
+        click.echo(f"database at revision {current(obj.schema_engine)}")
 
 
 @db.command("current")
@@ -28,4 +28,4 @@ def db_upgrade(obj: Context) -> None:
 def db_current(obj: Context) -> None:
     """Print the schema revision of the database."""
     with domain_errors():
-        click.echo(current(obj.engine) or "empty (run `jalon db upgrade`)")
+        click.echo(current(obj.schema_engine) or "empty (run `jalon db upgrade`)")

@@ -49,6 +49,7 @@ def serve(obj: Context, host: str, port: int, workers: int, threads: int, migrat
                 os.environ[f"JALON_{name}"] = "1" if flag else "0"
         if migrate:
             upgrade(obj.engine)
+        _check_secret_keys(obj.engine)
         obj.engine.dispose()
         run(database_url=obj.url, host=host, port=port, workers=workers, threads=threads, access_log=access_log)
 
@@ -89,6 +90,7 @@ def worker(obj: Context, once: bool, owner: str | None, scheduler: bool) -> None
     with domain_errors():
         runtime = build_runtime(obj.url)
         try:
+            _check_secret_keys(runtime.engine)
             if once:
                 handled = sent = 0
                 for _ in range(10_000):  # bounded: stops as soon as a round finds nothing due
@@ -114,3 +116,13 @@ def worker(obj: Context, once: bool, owner: str | None, scheduler: bool) -> None
             click.echo(f"worker {owner} stopped", err=True)
         finally:
             runtime.dispose()
+
+
+def _check_secret_keys(engine) -> None:  # type: ignore[no-untyped-def]
+    """Every sealed secret opens with JALON_SECRET_KEYS, or the process does not start."""
+    from jalon.connector.runtime import check_secret_keys
+
+    in_clear = check_secret_keys(engine)
+    if in_clear:
+        click.echo(f"warning: {in_clear} secrets are stored in clear (from before sealing): "
+                   "run jalon secrets rotate-key to seal them", err=True)

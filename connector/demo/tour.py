@@ -17,7 +17,8 @@ stored Factur-X (EN 16931) document.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,9 @@ from sqlalchemy import select
 
 from jalon.connector.configfile import apply_file
 from jalon.connector.plugin.manager import get_plugin_manager
-from jalon.core import balances, catalog, invoicing, payments
+from jalon.connector.runtime import use_secret_keys
+from jalon.connector.settings import secret_keys
+from jalon.core import balances, catalog, invoicing, payments, secrets
 from jalon.core.catalog import LOCALES
 from jalon.core.db import make_engine, make_sessionmaker, unit_of_work
 from jalon.core.errors import Conflict, Invalid
@@ -49,9 +52,30 @@ def run_demo(*, database_path: Path | None, config_path: Path | None, echo: Echo
     if database_path is not None:
         if database_path.exists():
             raise Conflict(f"{database_path} exists: the demo runs on a fresh file", code="demo_database_exists")
-        return _tour(database_path, config_path, echo, out_dir)
-    with tempfile.TemporaryDirectory(prefix="jalon-demo-") as folder:
+        with _secret_keys(echo, kept=database_path):
+            return _tour(database_path, config_path, echo, out_dir)
+    with tempfile.TemporaryDirectory(prefix="jalon-demo-") as folder, _secret_keys(echo, kept=None):
         return _tour(Path(folder) / "demo.db", config_path, echo, out_dir)
+
+
+@contextmanager
+def _secret_keys(echo: Echo, *, kept: Path | None) -> Iterator[None]:
+    """The demo's secrets are sealed with ``JALON_SECRET_KEYS`` when it is
+    set; otherwise with a key made for the demo, forgotten afterwards (and
+    said, when the database is kept: its secrets open with no other)."""
+    if secret_keys() or secrets.keys_configured():
+        use_secret_keys()
+        yield
+        return
+    key = secrets.generate_key()
+    secrets.configure_keys([key])
+    try:
+        if kept is not None:
+            echo(f"Secrets in {kept} are sealed with a key made for this demo: "
+                 f"JALON_SECRET_KEYS={key} opens them")
+        yield
+    finally:
+        secrets.forget_keys()
 
 
 def _tour(database_path: Path, config_path: Path, echo: Echo, out_dir: Path | None) -> str:
