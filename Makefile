@@ -29,8 +29,12 @@ test: setup
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$status
 
+# jalon serve seals secrets with JALON_SECRET_KEYS; without one, make serve keeps a key of its
+# own in .jalon-secret-keys (owner-only; back it up with the database: it opens its secrets)
 serve: setup
-	$(BIN)/jalon serve
+	@test -n "$$JALON_SECRET_KEYS" || test -s .jalon-secret-keys \
+		|| (umask 077 && $(BIN)/jalon secrets generate-key > .jalon-secret-keys)
+	JALON_SECRET_KEYS="$${JALON_SECRET_KEYS:-$$(cat .jalon-secret-keys)}" $(BIN)/jalon serve
 
 # Optional, not part of the tests: the intake benchmark (figures depend on the machine).
 # Its closed-loop phases use wrk (a load generator that costs little CPU); BENCH_ARGS

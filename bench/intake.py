@@ -548,6 +548,17 @@ def bench(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def _secret_keys() -> None:
+    """Secrets are sealed at rest with a key from the environment: the run's
+    own key unless one is given, for the servers it starts and the world it seeds."""
+    from jalon.connector.settings import SECRET_KEYS_ENV, secret_keys
+    from jalon.core import secrets
+
+    if not secret_keys():
+        os.environ[SECRET_KEYS_ENV] = secrets.generate_key()
+    secrets.configure_keys(secret_keys())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", default=os.environ.get("JALON_TEST_POSTGRES_URL"),
@@ -569,6 +580,7 @@ def main() -> None:
     parser.add_argument("--e2e-rate", type=float, default=50.0, help="the end-to-end phase, milestones/s")
     parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
+    _secret_keys()
     args.wrk = shutil.which("wrk")
     if args.generator in ("wrk", "both") and not args.wrk:
         parser.error("wrk is not installed (apt-get install wrk, or make bench)")
