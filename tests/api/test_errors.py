@@ -122,3 +122,13 @@ def test_a_domain_conflict_from_the_guard_is_a_409(finance, world):
     response = finance.post(f"/api/v1/invoices/{invoice['id']}/credit", json={
         "reason": "trop", "lines": [{**LINE, "quantity": "3"}]})
     assert_problem(response, 409, "credit_exceeds_invoice")
+
+
+def test_a_boolean_is_a_json_boolean(client, finance, world):
+    for value in (1, 0, "true", "yes"):
+        body = assert_problem(client.put("/api/v1/integrations/jira-atelier", json={"source": "jira", "enabled": value}),
+                              422, "validation_failed")
+        assert list(body["errors"]) == ["enabled"]
+        body = assert_problem(finance.post("/api/v1/invoices/send", json={"all_issued": value}), 422,
+                              "validation_failed")
+        assert "all_issued" in body["errors"]

@@ -16,10 +16,32 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from jalon.connector.web.api.fields import DecimalString
-from jalon.connector.web.api.problems import PROBLEM_MIMETYPE, MalformedJson, ProblemSchema, handle_error
+from jalon.connector.web.api.fields import DecimalString, IdConverter, PathText
+from jalon.connector.web.api.problems import PROBLEM_MIMETYPE, JsonTooDeep, MalformedJson, ProblemSchema, handle_error
 
 PREFIX = "/api/v1"
+
+# no body of this API nests deeper (a contract's milestone's VAT is 4 levels): deeper JSON is
+# refused before any code walks it, and JSON too deep for the parser itself is refused alike
+MAX_JSON_DEPTH = 32
+
+
+def nests_deeper_than(value: typing.Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels
+    (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: typing.Iterable[typing.Any] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class JalonParser(FlaskParser):
@@ -28,7 +50,13 @@ class JalonParser(FlaskParser):
             if req.get_data(cache=True):
                 raise UnsupportedMediaType("the request body must be application/json")
             return webargs_core.missing
-        return webargs_core.parse_json(req.get_data(cache=True))
+        try:
+            data = webargs_core.parse_json(req.get_data(cache=True))
+        except RecursionError:
+            raise JsonTooDeep() from None
+        if nests_deeper_than(data, MAX_JSON_DEPTH):
+            raise JsonTooDeep()
+        return data
 
     def _handle_invalid_json_error(self, error, req, *args: typing.Any, **kwargs: typing.Any) -> typing.NoReturn:  # type: ignore[no-untyped-def]
         raise MalformedJson()
@@ -92,6 +120,9 @@ API_CONFIG = {
 def register_api(app: Flask) -> Api:
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
+    # before any route is added (the intake's and the approval pages' too): <id(table):...> and a
+    # default segment that never holds a NUL
+    app.url_map.converters.update({"id": IdConverter, "default": PathText, "string": PathText})
     api = Api(app, spec_kwargs={"extra_plugins": [_ProblemResponsesPlugin()]})
     api.register_field(DecimalString, "string", "decimal")
 

@@ -16,7 +16,7 @@ from jalon.core.models import NotificationChannel
 from jalon.connector.channels.config import checker
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
-from jalon.connector.web.api.fields import PageArgs, Schema, page_of, paginate
+from jalon.connector.web.api.fields import PageArgs, Schema, StrictBoolean, page_of, paginate
 from jalon.connector.web.api.problems import Problem
 
 blp = Blueprint("channels", __name__, url_prefix="/channels",
@@ -42,8 +42,8 @@ class ChannelIn(Schema):
     events = fields.List(fields.String(), metadata={"description": "Subscribed events; empty or omitted: all"})
     secret = fields.String(load_only=True, validate=validate.Length(min=1, max=500),
                            metadata={"description": "webhook: the signing secret whsec_<base64>; write-only"})
-    allow_private_network = fields.Boolean(metadata={"description": "Lift the SSRF guard for this channel"})
-    enabled = fields.Boolean()
+    allow_private_network = StrictBoolean(metadata={"description": "Lift the SSRF guard for this channel"})
+    enabled = StrictBoolean()
 
 
 class ChannelOut(Schema):

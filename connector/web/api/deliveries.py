@@ -99,7 +99,7 @@ def list_deliveries(args):  # type: ignore[no-untyped-def]
     return paginate(db(), query, args)
 
 
-@blp.route("/<int:delivery_id>")
+@blp.route("/<id(deliveries):delivery_id>")
 class DeliveryById(MethodView):
     @blp.arguments(DeliveryGetArgs, location="query")
     @blp.response(200, DeliveryDetailOut)
@@ -115,7 +115,7 @@ class DeliveryById(MethodView):
         return delivery
 
 
-@blp.route("/<int:delivery_id>/replay", methods=["POST"])
+@blp.route("/<id(deliveries):delivery_id>/replay", methods=["POST"])
 @blp.arguments(ReplayIn)
 @blp.response(200, DeliveryOut)
 def replay_delivery(data, delivery_id):  # type: ignore[no-untyped-def]

@@ -11,7 +11,9 @@ from jalon.core.models import Entity
 
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
-from jalon.connector.web.api.fields import AddressIn, AddressOut, DecimalString, PageArgs, currency_field, page_of, paginate
+from jalon.connector.web.api.fields import (
+    AddressIn, AddressOut, DecimalString, PageArgs, StrictBoolean, currency_field, page_of, paginate,
+)
 
 blp = Blueprint("entities", __name__, url_prefix="/entities", description="Legal entities that issue invoices")
 protect(blp, write_scopes=("admin",))
@@ -30,7 +32,7 @@ class EntityIn(AddressIn):
     email = fields.Email(allow_none=True)
     currency = currency_field()
     invoice_prefix = fields.String(validate=validate.Length(min=1, max=20))
-    vat_on_debits = fields.Boolean()
+    vat_on_debits = StrictBoolean()
     operation_nature = fields.String(validate=validate.OneOf(catalog.OPERATION_NATURES),
                                      metadata={"description": "What the invoices sell: services (default), goods, mixed"})
     late_penalty_rate = DecimalString(allow_none=True, metadata={

@@ -2,28 +2,92 @@
 
 Amounts travel as JSON strings ("1200.00"), never as numbers: a JSON number in
 a decimal field is refused (422), so no float ever reaches the core.
+
+Numbers that reach the database are bounded here, once: an id runs from 1 to what
+its table's id column holds on every engine (:func:`id_max`), in a path
+(:class:`IdConverter`: beyond it the route matches nothing, a 404) as in a
+body (:class:`Id`: a 422 naming the field); a page number stops at
+:data:`MAX_PAGE`, so that the offset stays within 64 bits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
 from marshmallow.utils import get_value
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, Select, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from werkzeug.routing import IntegerConverter, Map, UnicodeConverter, ValidationError
 
+from jalon.core.models import Base
 from jalon.core.money import Money, minor_unit, quantize
 
 
+NUL = "\x00"
+NUL_MESSAGE = "Must not contain the NUL character (U+0000)."
+
+
+def nul_paths(data: Any) -> list[str]:
+    """The dotted paths of the strings (values or keys) in ``data`` that hold
+    a NUL, which PostgreSQL's text and JSON cannot store (walked without recursion)."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if NUL in node:
+                found.append(path or "body")
+        elif isinstance(node, Mapping):
+            for key in node:
+                child = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and NUL in key:
+                    found.append(child)
+                else:
+                    stack.append((child, node[key]))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((f"{path}.{index}" if path else str(index), item) for index, item in enumerate(node))
+    return sorted(found)
+
+
 class Schema(ma.Schema):
-    """Unknown fields are refused: a typo must not be silently ignored."""
+    """Unknown fields are refused: a typo must not be silently ignored. A
+    string holding a NUL is refused too (422, its path named), wherever it is
+    in the input: no engine would get it as far as a query."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    @ma.pre_load
+    def _refuse_nul(self, data: Any, **_: Any) -> Any:
+        paths = nul_paths(data)
+        if paths:
+            raise ma.ValidationError({path: [NUL_MESSAGE] for path in paths})
+        return data
+
+
+class PathText(UnicodeConverter):
+    """The default converter of a path segment (``<code>``), without NUL: a
+    segment holding one matches no route (404)."""
+
+    def to_python(self, value: str) -> str:
+        if NUL in value:
+            raise ValidationError()
+        return value
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``, as the document says: not 1, "yes" or "true"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class DecimalString(fields.Decimal):
@@ -110,12 +174,53 @@ class AddressOut(Schema):
     country_code = fields.String()
 
 
+# ------------------------------------------------------------------ ids and pages
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def id_max(table: str) -> int:
+    """The largest id ``table``'s id column holds on every engine: 2^63-1 for
+    a BIGINT (SQLite's INTEGER is 64-bit too), 2^31-1 for an INTEGER, which is
+    32-bit on PostgreSQL."""
+    column_type = Base.metadata.tables[table].c.id.type
+    strictest = column_type.dialect_impl(postgresql.dialect())
+    return INT64_MAX if isinstance(strictest, BigInteger) else INT32_MAX
+
+
+class IdConverter(IntegerConverter):
+    """``<id(invoices):invoice_id>``: a row's id in a path, from 1 to
+    :func:`id_max` of its table. Any other number matches no route: 404, as
+    for an id that names nothing, never a number the database cannot take."""
+
+    def __init__(self, map: Map, table: str) -> None:
+        super().__init__(map, min=1, max=id_max(table))
+
+
+class Id(fields.Integer):
+    """A row's id in a body: a whole JSON number (``strict=False`` for a
+    query's text) from 1 to :func:`id_max` of ``table``; any other is refused
+    (422, the field named)."""
+
+    def __init__(self, table: str, **kwargs: Any):
+        top = id_max(table)
+        kwargs.setdefault("strict", True)
+        super().__init__(validate=validate.Range(min=1, max=top, error=f"Must be an id from 1 to {top}."),
+                         **kwargs)
+
+
+MAX_PAGE_SIZE = 200
+# far beyond any real listing, and (MAX_PAGE - 1) * MAX_PAGE_SIZE stays well within a 64-bit offset
+MAX_PAGE = 10**9
+
+
 class PageArgs(Schema):
     class Meta:
         unknown = ma.RAISE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 
 class PageOut(Schema):
@@ -137,6 +242,7 @@ def paginate(session: Session, query: Select, args: dict[str, Any], present=lamb
 
 
 __all__ = [
-    "AddressIn", "AddressOut", "DecimalString", "MoneyAmount", "PageArgs", "Schema", "VatIn", "VatOut",
-    "currency_field", "page_of", "paginate",
+    "AddressIn", "AddressOut", "DecimalString", "Id", "IdConverter", "MAX_PAGE", "MAX_PAGE_SIZE", "MoneyAmount",
+    "PageArgs", "PathText", "Schema", "StrictBoolean", "VatIn", "VatOut", "currency_field", "id_max", "nul_paths",
+    "page_of", "paginate",
 ]

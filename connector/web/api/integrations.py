@@ -20,7 +20,7 @@ from jalon.core.models import Integration
 from jalon.connector.integrations import checker
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
-from jalon.connector.web.api.fields import PageArgs, Schema, page_of, paginate
+from jalon.connector.web.api.fields import PageArgs, Schema, StrictBoolean, page_of, paginate
 
 blp = Blueprint("integrations", __name__, url_prefix="/integrations",
                 description="Connected PM tools (their secrets are write-only)")
@@ -37,7 +37,7 @@ class IntegrationIn(Schema):
     settings = fields.Dict(keys=fields.String(), metadata={
         "description": "Checked by the source plugin's settings schema (unknown keys refused); every source "
                        "has allow_private_network (the tool is on the company's own network)"})
-    enabled = fields.Boolean()
+    enabled = StrictBoolean()
     secret = fields.String(load_only=True, validate=validate.Length(min=1, max=500),
                            metadata={"description": "Webhook secret; write-only. A new one keeps the previous one "
                                      "valid for a rotation overlap."})

@@ -29,7 +29,9 @@ from jalon.connector.outbox import sending
 from jalon.connector.outbox.rendering import ensure_documents, store_after_issue
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
-from jalon.connector.web.api.fields import DecimalString, MoneyAmount, PageArgs, Schema, VatIn, VatOut, currency_field, page_of, paginate
+from jalon.connector.web.api.fields import (
+    DecimalString, Id, MoneyAmount, PageArgs, Schema, StrictBoolean, VatIn, VatOut, currency_field, page_of, paginate,
+)
 
 blp = Blueprint("invoices", __name__, url_prefix="/invoices", description="Invoices and credit notes")
 protect(blp, write_scopes=("admin", "finance"))
@@ -86,9 +88,9 @@ class ApproveIn(IssueIn):
 
 
 class SendIn(Schema):
-    all_issued = fields.Boolean(metadata={"description": "Every issued invoice and credit note not sent yet "
+    all_issued = StrictBoolean(metadata={"description": "Every issued invoice and credit note not sent yet "
                                                          "(those whose client has no billing e-mail are skipped)"})
-    invoice_ids = fields.List(fields.Integer(strict=True), validate=validate.Length(min=1, max=1000),
+    invoice_ids = fields.List(Id("invoices"), validate=validate.Length(min=1, max=1000),
                               metadata={"description": "These invoices (all refused if one cannot be sent)"})
 
     @ma.validates_schema
@@ -311,7 +313,7 @@ class Invoices(MethodView):
         return _created(invoice)
 
 
-@blp.route("/<int:invoice_id>")
+@blp.route("/<id(invoices):invoice_id>")
 class InvoiceById(MethodView):
     @blp.response(200, InvoiceDetail)
     def get(self, invoice_id):  # type: ignore[no-untyped-def]
@@ -319,7 +321,7 @@ class InvoiceById(MethodView):
         return present_detail(invoicing.get_invoice(db(), invoice_id))
 
 
-@blp.route("/<int:invoice_id>/lines", methods=["PUT"])
+@blp.route("/<id(invoices):invoice_id>/lines", methods=["PUT"])
 @blp.arguments(LinesIn)
 @blp.response(200, InvoiceDetail)
 def replace_lines(data, invoice_id):  # type: ignore[no-untyped-def]
@@ -330,7 +332,7 @@ def replace_lines(data, invoice_id):  # type: ignore[no-untyped-def]
     return present_detail(invoice)
 
 
-@blp.route("/<int:invoice_id>/issue", methods=["POST"])
+@blp.route("/<id(invoices):invoice_id>/issue", methods=["POST"])
 @blp.arguments(IssueIn)
 @blp.response(200, InvoiceDetail)
 def issue(data, invoice_id):  # type: ignore[no-untyped-def]
@@ -340,7 +342,7 @@ def issue(data, invoice_id):  # type: ignore[no-untyped-def]
     return present_detail(_issued(invoice))
 
 
-@blp.route("/<int:invoice_id>/approve", methods=["POST"])
+@blp.route("/<id(invoices):invoice_id>/approve", methods=["POST"])
 @blp.arguments(ApproveIn)
 @blp.response(200, InvoiceDetail, description="The invoice, issued, with the links to its documents")
 @blp.alt_response(409, response="CONFLICT", description="`invoice_not_draft`, `issue_date_out_of_order`")
@@ -351,7 +353,7 @@ def approve(data, invoice_id):  # type: ignore[no-untyped-def]
     return present_detail(_issued(invoice))
 
 
-@blp.route("/<int:invoice_id>/credit", methods=["POST"])
+@blp.route("/<id(invoices):invoice_id>/credit", methods=["POST"])
 @blp.arguments(CreditIn)
 @blp.response(201, InvoiceDetail, description="The credit note, issued")
 def credit(data, invoice_id):  # type: ignore[no-untyped-def]
@@ -363,7 +365,7 @@ def credit(data, invoice_id):  # type: ignore[no-untyped-def]
     return _created(_issued(note))
 
 
-@blp.route("/<int:invoice_id>/cancel", methods=["POST"])
+@blp.route("/<id(invoices):invoice_id>/cancel", methods=["POST"])
 @blp.arguments(CancelIn)
 @blp.response(200, InvoiceDetail)
 def cancel(data, invoice_id):  # type: ignore[no-untyped-def]
@@ -409,7 +411,7 @@ DOCUMENT_HEADERS = {
 }
 
 
-@blp.route("/<int:invoice_id>/pdf", methods=["GET"])
+@blp.route("/<id(invoices):invoice_id>/pdf", methods=["GET"])
 @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf", headers=DOCUMENT_HEADERS,
               description="The Factur-X PDF (EN 16931; PDF/A-3 with factur-x.xml embedded), as stored when issued")
 @blp.alt_response(409, response="CONFLICT", description="`invoice_not_issued`: a draft has no documents")
@@ -418,7 +420,7 @@ def pdf_document(invoice_id):  # type: ignore[no-untyped-def]
     return _document(invoice_id, "pdf")
 
 
-@blp.route("/<int:invoice_id>/facturx.xml", methods=["GET"])
+@blp.route("/<id(invoices):invoice_id>/facturx.xml", methods=["GET"])
 @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/xml", headers=DOCUMENT_HEADERS,
               description="The CII XML (Factur-X EN 16931), the same bytes as embedded in the PDF")
 @blp.alt_response(409, response="CONFLICT", description="`invoice_not_issued`: a draft has no documents")

@@ -86,7 +86,7 @@ class Outbox(MethodView):
         return paginate(db(), query, args)
 
 
-@blp.route("/<int:message_id>")
+@blp.route("/<id(outbox_messages):message_id>")
 class OutboxById(MethodView):
     @blp.response(200, OutboxOut)
     def get(self, message_id):  # type: ignore[no-untyped-def]
@@ -94,7 +94,7 @@ class OutboxById(MethodView):
         return _get(message_id)
 
 
-@blp.route("/<int:message_id>/retry")
+@blp.route("/<id(outbox_messages):message_id>/retry")
 class OutboxRetry(MethodView):
     @blp.response(200, OutboxOut)
     def post(self, message_id):  # type: ignore[no-untyped-def]

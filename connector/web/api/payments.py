@@ -119,7 +119,7 @@ class Payments(MethodView):
         return present_payment(payment), 201, {"Location": url_for("payments.PaymentById", payment_id=payment.id)}
 
 
-@blp.route("/<int:payment_id>")
+@blp.route("/<id(payments):payment_id>")
 class PaymentById(MethodView):
     @blp.response(200, PaymentOut)
     def get(self, payment_id):  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ log = logging.getLogger("jalon.connector.web.api")
 
 # the stable code of an HTTP error that carries no more precise one
 STATUS_CODES: dict[int, str] = {
-    400: "bad_request",
+    400: "bad_request",  # malformed_json, json_too_deep: see MalformedJson
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -70,7 +70,15 @@ class Problem(Exception):
 class MalformedJson(BadRequest):
     """The body claims to be JSON and is not."""
 
+    code_name = "malformed_json"
     description = "The request body is not valid JSON."
+
+
+class JsonTooDeep(MalformedJson):
+    """The body is JSON whose arrays and objects nest too deeply to be read."""
+
+    code_name = "json_too_deep"
+    description = "The request body nests too deeply to be read."
 
 
 class ProblemSchema(ma.Schema):
@@ -181,7 +189,7 @@ def handle_error(error: BaseException):  # type: ignore[no-untyped-def]
         if "headers" in data and data["headers"]:
             headers.update(data["headers"])
         if isinstance(error, MalformedJson):
-            return problem_response(400, "malformed_json", error.description, headers=headers)
+            return problem_response(400, error.code_name, error.description, headers=headers)
         if status == 422:
             return problem_response(
                 422, "validation_failed", "The request does not match the expected schema.",
