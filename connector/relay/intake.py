@@ -137,8 +137,14 @@ def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
 def idempotency_key(runtime: Runtime, source: str, view: IntegrationView, headers: Mapping[str, str],
                     body: bytes) -> str:
     hooks = runtime.pm.source(source)
-    key = hooks.jalon_source_idempotency_key(source=source, integration=view, headers=headers, body=body) \
-        if hooks is not None else None
+    try:
+        key = hooks.jalon_source_idempotency_key(source=source, integration=view, headers=headers, body=body) \
+            if hooks is not None else None
+    except Exception as error:  # noqa: BLE001 - e.g. a body nested too deeply for json.loads (RecursionError)
+        # the delivery is authentic: stored under its digest, and the worker says why it cannot be read
+        log.warning("the %s plugin could not key a delivery (%s): keyed on its digest", source,
+                    type(error).__name__)
+        key = None
     if not key:
         return "sha256:" + hashlib.sha256(body).hexdigest()
     key = str(key)

@@ -14,8 +14,9 @@ One delivery goes through three steps:
    outbox messages they cause are written, all committed together.
 
 A delivery that raises is retried with exponential backoff and jitter;
-:class:`~jalon.connector.plugin.types.Unreadable`, or too many attempts, makes
-it a dead letter, visible and replayable (:func:`replay`).
+:class:`~jalon.connector.plugin.types.Unreadable` (also a body nested too deeply
+to be read), or too many attempts, makes it a dead letter, visible and
+replayable (:func:`replay`).
 """
 
 from __future__ import annotations
@@ -155,7 +156,22 @@ def _view(delivery: Delivery, integration: Integration) -> DeliveryView:
 # ------------------------------------------------------------------ translate
 
 
+TOO_DEEP = "the body nests too deeply to be read"
+
+
 def translate(runtime: Runtime, item: Claimed) -> Translation:
+    """The delivery's core events, by its source plugin (or as reconciliation
+    stored them). A body nested so deeply that reading it exhausts the stack
+    (``[[[...]]]`` 100,000 deep: the plugin's ``json.loads`` raises
+    :class:`RecursionError`) will never read better: a dead letter at once,
+    whichever plugin read it, rather than a failure retried."""
+    try:
+        return _translate(runtime, item)
+    except RecursionError:
+        raise Unreadable(TOO_DEEP) from None
+
+
+def _translate(runtime: Runtime, item: Claimed) -> Translation:
     if item.origin == RECONCILE:
         return found_by_reconciliation(item)
     source = item.delivery.source
