@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DOCUMENT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: setup demo test serve bench scale clean
+.PHONY: setup demo test fuzz serve bench scale clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jalon needs Python 3.11 or newer")'
@@ -28,6 +28,11 @@ demo: setup
 test: setup
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$status
+
+# The API fuzz alone (schemathesis over the whole OpenAPI document; make test runs it too): on SQLite,
+# and on PostgreSQL when JALON_TEST_POSTGRES_URL is set; it prints its run time per engine.
+fuzz: setup
+	@$(BIN)/python -m pytest tests/api/test_fuzz.py $(PYTEST_ARGS)
 
 # jalon serve seals secrets with JALON_SECRET_KEYS; without one, make serve keeps a key of its
 # own in .jalon-secret-keys (owner-only; back it up with the database: it opens its secrets)
