@@ -26,26 +26,27 @@ from jalon.connector.plugin.manager import sources
 from jalon.connector.plugin.types import IntegrationSettings
 
 
-def error_paths(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+def error_paths(messages: Any, prefix: str = "", *, item: str = "[{}]") -> dict[str, list[str]]:
     """marshmallow's nested messages -> {"settings.done_statuses[0]": [...]}:
-    a list item is ``[i]``, a field ``.name``, as a reader of a YAML file
-    or a JSON body would write the path."""
+    a field is ``.name``; a list item ``[i]`` as a reader of a YAML file
+    writes it, or ``.i`` with ``item=".{}"`` (the admin API's problems). A
+    message about a whole object (``_schema``) is filed under its path,
+    ``body`` at the top."""
+    flat: dict[str, list[str]] = {}
     if isinstance(messages, Mapping):
-        flat: dict[str, list[str]] = {}
         for key, value in messages.items():
             if key == "_schema":
                 path = prefix
-            elif isinstance(key, int):
-                path = f"{prefix}[{key}]"
+            elif isinstance(key, int) and prefix:
+                path = prefix + item.format(key)
             else:
                 path = f"{prefix}.{key}" if prefix else str(key)
-            for where, texts in error_paths(value, path).items():
+            for where, texts in error_paths(value, path, item=item).items():
                 flat.setdefault(where, []).extend(texts)
         return flat
     if isinstance(messages, (list, tuple)):
-        flat = {}
         for message in messages:
-            for where, texts in error_paths(message, prefix).items():
+            for where, texts in error_paths(message, prefix, item=item).items():
                 flat.setdefault(where, []).extend(texts)
         return flat
     return {prefix or "body": [str(messages)]}

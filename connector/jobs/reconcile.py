@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,12 +97,14 @@ def reconcile_source(runtime: Runtime, source: str, *, now: datetime) -> dict[st
     return result
 
 
+@dataclass(frozen=True)
 class _Target:
-    def __init__(self, integration_id: int, view: IntegrationView, projects: list[str], since: datetime):
-        self.integration_id = integration_id
-        self.view = view
-        self.projects = projects
-        self.since = since
+    """An integration to reconcile: what the plugin is asked with."""
+
+    integration_id: int
+    view: IntegrationView
+    projects: list[str]
+    since: datetime
 
 
 def _targets(runtime: Runtime, source: str, now: datetime) -> list[_Target]:

@@ -19,6 +19,8 @@ from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from jalon.core.errors import Conflict, Invalid, JalonError, NotFound
 
+from jalon.connector.integrations import error_paths
+
 PROBLEM_TYPE_BASE = "https://jalon.dev/problems/"
 PROBLEM_MIMETYPE = "application/problem+json"
 
@@ -120,29 +122,10 @@ def problem_response(
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages -> {"milestones.2.amount": [...]}.
-
-    A message about the whole body (marshmallow's ``_schema``) is filed under
-    ``body``; about a whole nested object, under that object's path."""
-    if isinstance(messages, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            if key == "_schema":
-                path = prefix or "body"
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            for field, msgs in flatten_errors(value, path).items():
-                flat.setdefault(field, []).extend(msgs)
-        return flat
-    if isinstance(messages, (list, tuple)):
-        if all(isinstance(m, str) for m in messages):
-            return {prefix or "body": list(messages)}
-        flat = {}
-        for m in messages:
-            for field, msgs in flatten_errors(m, prefix).items():
-                flat.setdefault(field, []).extend(msgs)
-        return flat
-    return {prefix or "body": [str(messages)]}
+    """marshmallow's nested messages -> {"milestones.2.amount": [...]}: the
+    connector's one flattening (:func:`~jalon.connector.integrations.error_paths`),
+    list items written ``.i`` as a JSON pointer reader expects."""
+    return error_paths(messages, prefix, item=".{}")
 
 
 def _validation_errors(data: dict[str, Any]) -> dict[str, list[str]]:
