@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DOCUMENT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: setup demo test fuzz serve bench scale clean
+.PHONY: setup demo test fuzz serve bench scale check-invoices clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jalon needs Python 3.11 or newer")'
@@ -33,6 +33,11 @@ test: setup
 # and on PostgreSQL when JALON_TEST_POSTGRES_URL is set; it prints its run time per engine.
 fuzz: setup
 	@$(BIN)/python -m pytest tests/api/test_fuzz.py $(PYTEST_ARGS)
+
+# Checks invoices against the official rules (Factur-X XSD, EN 16931, Factur-X and BR-FR schematrons, from
+# ../shared/standards or JALON_STANDARDS_DIR): make check-invoices DIR=folder-or-file; exits 1 on any failure.
+check-invoices: setup
+	$(BIN)/python -m tests.core.documents.official $(DIR)
 
 # jalon serve seals secrets with JALON_SECRET_KEYS; without one, make serve keeps a key of its
 # own in .jalon-secret-keys (owner-only; back it up with the database: it opens its secrets)

@@ -32,11 +32,12 @@ def credited_total(session: Session, invoice: Invoice) -> Money:
 
 
 def open_balance(session: Session, invoice: Invoice) -> Money:
-    """What the client still owes on this invoice: its total, less payments and
-    credit notes. Drafts, cancelled invoices and credit notes owe nothing."""
+    """What the client still owes on this invoice: its amount due (the total, less the
+    deposits it deducts, which are owed on the deposit invoices themselves), less
+    payments and credit notes. Drafts, cancelled invoices and credit notes owe nothing."""
     if invoice.kind != "invoice" or invoice.status in ("draft", "cancelled"):
         return Money.zero(invoice.currency)
-    return invoice.money(invoice.total_gross) - paid_total(invoice) - credited_total(session, invoice)
+    return invoice.amount_due - paid_total(invoice) - credited_total(session, invoice)
 
 
 def refresh_status(session: Session, invoice: Invoice, *, actor: str, reason: str | None = None) -> None:
@@ -48,7 +49,7 @@ def refresh_status(session: Session, invoice: Invoice, *, actor: str, reason: st
     paid = paid_total(invoice)
     if credited >= gross:
         status = "credited"
-    elif paid + credited >= gross:
+    elif paid + credited >= invoice.amount_due:
         status = "paid"
     elif paid.amount > 0:
         status = "partially_paid"

@@ -37,7 +37,7 @@ from .models import (
 from .money import check_currency, to_decimal
 from .terms import PaymentTerms
 from .types import utcnow
-from .vat import Vat
+from .vat import Vat, check_french_rate
 
 Data = MappingABC[str, Any]
 
@@ -148,14 +148,20 @@ def upsert_entity(session: Session, data: Data, *, actor: str) -> tuple[Entity, 
         raise Invalid("the SIRET must start with the SIREN", code="siret_siren_mismatch")
     capital = _optional(data, "share_capital", lambda v: to_decimal(v, what="share capital"))
     prefix = data.get("invoice_prefix") or "F"
-    if not all(c.isalnum() or c in "-_/" for c in prefix) or len(prefix) > 20:
-        raise Invalid("invoice_prefix may hold letters, digits, '-', '_' and '/' only", code="invalid_prefix")
+    # the number is the prefix, the year and 5+ digits: within the 35 characters and the
+    # A-Z a-z 0-9 + - _ / of BR-FR-01 and BR-FR-02
+    if not (prefix.isascii() and all(c.isalnum() or c in "+-_/" for c in prefix)) or len(prefix) > 20:
+        raise Invalid("invoice_prefix: at most 20 of A-Z, a-z, 0-9, '+', '-', '_' and '/' (BR-FR-02: no space, "
+                      "no accent)", code="invalid_prefix", details={"field": "invoice_prefix", "rule": "BR-FR-02"})
+    siren_value = siren or (siret[:9] if siret else None)
     values = {
         "name": data["name"],
         "legal_form": data.get("legal_form") or None,
         "share_capital": capital,
-        "siren": siren or (siret[:9] if siret else None),
+        "siren": siren_value,
         "siret": siret,
+        **_electronic_address(data, siren_value),
+        "vat_franchise": bool(data.get("vat_franchise", False)),
         "rcs": data.get("rcs") or None,
         "vat_number": _optional(data, "vat_number", identifiers.vat_number),
         "iban": _optional(data, "iban", identifiers.iban),
@@ -175,6 +181,20 @@ def upsert_entity(session: Session, data: Data, *, actor: str) -> tuple[Entity, 
         )
     entity, created, _ = _upsert(session, Entity, "code", data["code"], values, actor=actor)
     return entity, created
+
+
+def _electronic_address(data: Data, siren_value: str | None) -> dict[str, Any]:
+    """The electronic invoicing address given (0225 by default), checked; none given:
+    None, and the invoice derives it from the SIREN when issued."""
+    value = (data.get("electronic_address") or "").strip()
+    if not value:
+        if data.get("electronic_address_scheme"):
+            raise Invalid("electronic_address_scheme is given without electronic_address",
+                          code="invalid_electronic_address", details={"field": "electronic_address"})
+        return {"electronic_address": None, "electronic_address_scheme": None}
+    scheme, value = identifiers.electronic_address(value, data.get("electronic_address_scheme"),
+                                                   siren_value=siren_value)
+    return {"electronic_address": value, "electronic_address_scheme": scheme}
 
 
 def _billing_policy(data: Data) -> dict[str, Any]:
@@ -234,10 +254,12 @@ def upsert_client(session: Session, data: Data, *, actor: str) -> tuple[Client, 
         if not isinstance(email, str) or "@" not in email or " " in email.strip():
             raise Invalid(f"{email!r} is not an e-mail address", code="invalid_email")
     siret = _optional(data, "siret", identifiers.siret)
+    siren_value = _optional(data, "siren", identifiers.siren) or (siret[:9] if siret else None)
     values = {
         "name": data["name"],
-        "siren": _optional(data, "siren", identifiers.siren) or (siret[:9] if siret else None),
+        "siren": siren_value,
         "siret": siret,
+        **_electronic_address(data, siren_value),
         "vat_number": _optional(data, "vat_number", identifiers.vat_number),
         "currency": check_currency(data.get("currency") or "EUR"),
         "language": language,
@@ -262,7 +284,13 @@ def upsert_contract(session: Session, data: Data, *, actor: str) -> tuple[Contra
     client = get_client(session, data["client"])
     currency = check_currency(data.get("currency") or client.currency)
     vat_data = data.get("vat") or {}
-    vat = Vat(vat_data.get("category", "S"), vat_data.get("rate", Decimal("20")), vat_data.get("exemption_reason"))
+    vat = Vat.franchise() if entity.vat_franchise and not vat_data else check_french_rate(
+        Vat(vat_data.get("category", "S"), vat_data.get("rate", Decimal("20")), vat_data.get("exemption_reason"),
+            vat_data.get("exemption_code")))
+    if entity.vat_franchise and vat.category in ("S", "Z"):
+        raise Invalid(f"vat.category: entity {entity.code} is under the franchise (art. 293 B du CGI) and "
+                      "charges no VAT: leave vat out, or give category E", code="vat_franchise_no_vat",
+                      details={"field": "vat.category"})
     total = _optional(data, "total_amount", lambda v: to_decimal(v, what="total amount"))
     retainer_amount = _optional(data, "retainer_amount", lambda v: to_decimal(v, what="retainer amount"))
     retainer_period = data.get("retainer_period") or None

@@ -72,3 +72,44 @@ def bic(value: str) -> str:
 def french_vat_from_siren(siren_value: str) -> str:
     number = siren(siren_value)
     return f"FR{(12 + 3 * (int(number) % 97)) % 97:02d}{number}"
+
+
+# The electronic invoicing address (EN 16931 BT-34 seller, BT-49 buyer) is a value and a
+# scheme from the EAS code list: 0225 is the French directory (annuaire) of the 2026
+# reform, whose addresses are the SIREN, SIREN_SIRET, SIREN_SIRET_routing code or
+# SIREN_suffix (BR-FR-21); EM is an e-mail address, for a buyer abroad.
+FRENCH_DIRECTORY = "0225"
+EMAIL_SCHEME = "EM"
+_EAS = re.compile(r"^(\d{4}|EM|AN|AQ|AS|AU)$")
+_DIRECTORY_ADDRESS = re.compile(r"^[A-Za-z0-9._-]{1,125}$")
+
+
+def electronic_address(value: str, scheme: str | None, *, siren_value: str | None,
+                       field: str = "electronic_address") -> tuple[str, str]:
+    """(scheme, value) of an electronic invoicing address, checked against the rules a
+    plateforme agréée applies: the scheme from the EAS list; a 0225 address made of
+    letters, digits, '-', '_' and '.' (BR-FR-23), at most 125 characters (BR-FR-25),
+    starting with the party's SIREN (BR-FR-21)."""
+    scheme = (scheme or FRENCH_DIRECTORY).strip().upper()
+    value = value.strip()
+    if not _EAS.match(scheme):
+        raise Invalid(f"{field}_scheme: {scheme!r} is not an EAS code (0225 for the French directory, "
+                      "EM for an e-mail address, or another 4-digit ISO 6523 code)",
+                      code="invalid_electronic_address", details={"field": f"{field}_scheme"})
+    if len(value) > 125:
+        raise Invalid(f"{field}: at most 125 characters (BR-FR-25)", code="invalid_electronic_address",
+                      details={"field": field, "rule": "BR-FR-25"})
+    if scheme == FRENCH_DIRECTORY:
+        if not _DIRECTORY_ADDRESS.match(value):
+            raise Invalid(f"{field}: {value!r} may hold only letters, digits, '-', '_' and '.' (BR-FR-23)",
+                          code="invalid_electronic_address", details={"field": field, "rule": "BR-FR-23"})
+        if siren_value and not value.startswith(siren_value):
+            raise Invalid(f"{field}: a 0225 address starts with the SIREN {siren_value} (BR-FR-21), "
+                          f"not {value!r}", code="invalid_electronic_address",
+                          details={"field": field, "rule": "BR-FR-21"})
+    elif scheme == EMAIL_SCHEME and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise Invalid(f"{field}: {value!r} is not an e-mail address", code="invalid_electronic_address",
+                      details={"field": field})
+    elif not value:
+        raise Invalid(f"{field} is empty", code="invalid_electronic_address", details={"field": field})
+    return scheme, value

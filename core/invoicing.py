@@ -8,7 +8,7 @@ that group's lines, so the printed breakdown and the totals always add up.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,15 +17,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, fx
 from . import guards as _guards  # noqa: F401  (installs the append-only guard)
 from .balances import credited_total, refresh_status
 from .db import insert_ignoring_conflicts
 from .errors import Conflict, Invalid, NotFound
-from .models import Client, Contract, Entity, Invoice, InvoiceLine, InvoiceSequence, Milestone
+from .identifiers import EMAIL_SCHEME, FRENCH_DIRECTORY
+from .models import Client, Contract, Entity, Invoice, InvoiceDeposit, InvoiceLine, InvoiceSequence, Milestone
 from .money import Money, to_decimal
 from .types import utcnow
-from .vat import Vat
+from .vat import EXEMPT, OUTSIDE_SCOPE, STANDARD, ZERO, Vat, check_french_rate
 
 BUSINESS_TZ = ZoneInfo("Europe/Paris")
 UNITS = {"C62": "unit", "HUR": "hour", "DAY": "day", "MON": "month", "ANN": "year", "LS": "lump sum"}
@@ -141,15 +142,23 @@ def create_draft(
     note: str | None = None,
     reason: str | None = None,
     prepaid_amount: Decimal | str | int = 0,
+    deposit: bool = False,
+    deposits: Sequence[Invoice] = (),
 ) -> Invoice:
+    """A draft invoice. ``deposit`` makes it a deposit invoice (acompte, type 386);
+    ``deposits`` are the issued deposit invoices this final invoice deducts (BT-23 S4):
+    their totals incl. VAT are its prepaid amount (BT-113)."""
     currency = currency or (contract.currency if contract else client.currency)
     Money.zero(currency)  # validates the code
     if not lines:
         raise Invalid("an invoice needs at least one line", code="invoice_empty")
     if contract is not None and (contract.entity_id != entity.id or contract.client_id != client.id):
         raise Invalid("the contract belongs to another entity or client", code="contract_mismatch")
+    if deposit and (deposits or Decimal(str(prepaid_amount or 0))):
+        raise Invalid("a deposit invoice deducts no deposit", code="invalid_deposit")
     invoice = Invoice(
         kind="invoice",
+        deposit=deposit,
         status="draft",
         entity=entity,
         client=client,
@@ -163,6 +172,11 @@ def create_draft(
         created_at=utcnow(),
     )
     _set_lines(invoice, lines)
+    if deposits:
+        if Decimal(str(prepaid_amount or 0)):
+            raise Invalid("give either the deposits deducted or a prepaid amount, not both",
+                          code="invalid_prepaid_amount")
+        prepaid_amount = _deduct(session, invoice, deposits)
     invoice.prepaid_amount = _prepaid(invoice, prepaid_amount)
     session.add(invoice)
     session.flush()
@@ -172,12 +186,100 @@ def create_draft(
         action="invoice.drafted",
         subject=invoice,
         reason=reason,
-        details={"total_gross": invoice.money(invoice.total_gross), "milestone_id": invoice.milestone_id},
+        details={"total_gross": invoice.money(invoice.total_gross), "milestone_id": invoice.milestone_id,
+                 **({"deposit": True} if deposit else {}),
+                 **({"deducts": [d.number for d in deposits]} if deposits else {})},
     )
     return invoice
 
 
+def _deduct(session: Session, invoice: Invoice, deposits: Sequence[Invoice]) -> Decimal:
+    """Link the deposit invoices a final invoice deducts; their total incl. VAT is its prepaid amount.
+
+    Each deposit is an issued deposit invoice of the same entity, client and currency,
+    deducted once (a unique key; a cancelled draft frees its deposits)."""
+    total = Decimal(0)
+    for position, deposit in enumerate(deposits):
+        field_name = f"deposits[{position}]"
+        if not deposit.deposit or deposit.kind != "invoice" or deposit.status in ("draft", "cancelled", "credited"):
+            raise Invalid(f"{field_name}: invoice {deposit.number or deposit.id} is not an issued deposit invoice",
+                          code="invalid_deposit", details={"field": field_name})
+        if (deposit.entity_id, deposit.client_id, deposit.currency) != (
+            invoice.entity.id, invoice.client.id, invoice.currency
+        ):
+            raise Invalid(f"{field_name}: deposit {deposit.number} belongs to another entity, client or currency",
+                          code="invalid_deposit", details={"field": field_name})
+        taken = session.execute(
+            select(Invoice.number, Invoice.id).join(InvoiceDeposit, InvoiceDeposit.invoice_id == Invoice.id)
+            .where(InvoiceDeposit.deposit_id == deposit.id)
+        ).first()
+        if taken is not None or any(d is deposit for d in deposits[:position]):
+            raise Conflict(f"{field_name}: deposit {deposit.number} is already deducted"
+                           + (f" by invoice {taken.number or taken.id}" if taken else ""),
+                           code="deposit_already_deducted", details={"field": field_name})
+        invoice.deposits.append(InvoiceDeposit(deposit=deposit))
+        total += deposit.total_gross
+    return total
+
+
+def check_lines(entity: Entity, lines: Sequence[LineSpec]) -> list[LineSpec]:
+    """The lines as the rules let them be issued, or a clear refusal naming the line.
+
+    - a seller under the franchise (art. 293 B du CGI) charges no VAT: every line that
+      would be taxed or exempt becomes exempt under the franchise, with its mention;
+    - a rate outside the French closed list is refused (BR-FR-16);
+    - "not subject to VAT" (O) cannot share an invoice with other categories (BR-O-11,
+      BR-O-12): disbursements beside taxable lines are lines marked as disbursements;
+    - EN 16931 carries one exemption reason per VAT category (BG-23).
+    """
+    if entity.vat_franchise:
+        lines = [replace(spec, vat=Vat.franchise()) if spec.vat.category in (STANDARD, ZERO, EXEMPT) else spec
+                 for spec in lines]
+    for position, spec in enumerate(lines):
+        check_french_rate(spec.vat, field=f"lines[{position}].vat.rate")
+    categories = {spec.vat.category for spec in lines}
+    if OUTSIDE_SCOPE in categories and len(categories) > 1:
+        position = next(i for i, spec in enumerate(lines) if spec.vat.category == OUTSIDE_SCOPE)
+        raise Invalid(
+            f"lines[{position}].vat.category: a line not subject to VAT (O) cannot sit beside lines of other "
+            "categories (EN 16931 BR-O-11, BR-O-12); for disbursements (débours) mark the line "
+            '"disbursement": true, or issue the outside-scope lines on an invoice of their own',
+            code="vat_outside_scope_mixed", details={"field": f"lines[{position}].vat.category",
+                                                     "rule": "BR-O-11"})
+    reasons: dict[str, tuple[str | None, str | None]] = {}
+    for position, spec in enumerate(lines):
+        known = reasons.setdefault(spec.vat.category, (spec.vat.exemption_reason, spec.vat.exemption_code))
+        if known != (spec.vat.exemption_reason, spec.vat.exemption_code):
+            raise Invalid(
+                f"lines[{position}].vat.exemption_reason: EN 16931 carries one exemption reason per VAT category, "
+                f"and category {spec.vat.category} already has {known[0]!r}: issue these lines on another invoice",
+                code="vat_exemption_reasons_conflict",
+                details={"field": f"lines[{position}].vat.exemption_reason"})
+    return list(lines)
+
+
+def electronic_address_of(party: Entity | Client) -> tuple[str, str]:
+    """(scheme, value) of a party's electronic invoicing address (BT-34, BT-49): the one
+    configured; else the SIREN in the French directory (scheme 0225); else, for a client
+    without a SIREN (abroad, or a consumer), its first billing e-mail (scheme EM); else a
+    clear refusal."""
+    if party.electronic_address:
+        return party.electronic_address_scheme or FRENCH_DIRECTORY, party.electronic_address
+    if party.siren:
+        return FRENCH_DIRECTORY, party.siren
+    emails = getattr(party, "billing_emails", None) or []
+    if emails:
+        return EMAIL_SCHEME, emails[0]
+    what = "entity" if isinstance(party, Entity) else "client"
+    raise Invalid(
+        f"{what} {party.code} has no electronic invoicing address (BT-{'34' if what == 'entity' else '49'}, "
+        "required by BR-FR-12/13) and no SIREN to derive it from: set its electronic_address "
+        "(and electronic_address_scheme) or its siren",
+        code="electronic_address_required", details={"field": "electronic_address", what: party.code})
+
+
 def _set_lines(invoice: Invoice, lines: Sequence[LineSpec]) -> None:
+    lines = check_lines(invoice.entity, lines)
     invoice.lines = [
         InvoiceLine(
             position=position,
@@ -188,6 +290,7 @@ def _set_lines(invoice: Invoice, lines: Sequence[LineSpec]) -> None:
             vat_category=spec.vat.category,
             vat_rate=spec.vat.rate,
             vat_exemption_reason=spec.vat.exemption_reason,
+            vat_exemption_code=spec.vat.exemption_code,
             net_amount=line_net(spec.quantity, spec.unit_price, invoice.currency).amount,
         )
         for position, spec in enumerate(lines, start=1)
@@ -227,6 +330,7 @@ def cancel_draft(session: Session, invoice: Invoice, *, actor: str, reason: str)
             code="invoice_not_draft",
         )
     invoice.status = "cancelled"
+    invoice.deposits = []  # the deposits it deducted can be deducted by another invoice
     audit.record(session, actor=actor, action="invoice.cancelled", subject=invoice, reason=reason)
     return invoice
 
@@ -268,6 +372,7 @@ def party_snapshot(party: Entity | Client) -> dict[str, Any]:
         "siret": party.siret,
         "vat_number": party.vat_number,
     }
+    snapshot["electronic_address_scheme"], snapshot["electronic_address"] = electronic_address_of(party)
     if isinstance(party, Entity):
         snapshot.update(
             legal_form=party.legal_form,
@@ -280,6 +385,7 @@ def party_snapshot(party: Entity | Client) -> dict[str, Any]:
             late_penalty_rate=None if party.late_penalty_rate is None else str(party.late_penalty_rate),
             early_payment_discount=party.early_payment_discount,
             email=party.email,
+            vat_franchise=party.vat_franchise,
         )
     else:
         snapshot.update(language=party.language, delivery_address=party.delivery_address())
@@ -338,6 +444,7 @@ def issue(
     invoice.payment_terms = {"kind": terms.kind, "days": terms.days}
     invoice.seller = party_snapshot(invoice.entity)
     invoice.buyer = party_snapshot(invoice.client)
+    fx.freeze(session, invoice)
     invoice.status = "issued"
     invoice.issued_at = utcnow()
     invoice.issued_by = actor

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     or_,
     text,
 )
@@ -81,6 +82,11 @@ class Entity(AddressMixin, Base):
     iban: Mapped[str | None] = mapped_column(String(34))
     bic: Mapped[str | None] = mapped_column(String(11))
     email: Mapped[str | None] = mapped_column(String(200))
+    # the electronic invoicing address (BT-34) and its scheme (EAS code; 0225 the French directory)
+    electronic_address: Mapped[str | None] = mapped_column(String(125))
+    electronic_address_scheme: Mapped[str | None] = mapped_column(String(4))
+    # under the small-business franchise (art. 293 B du CGI): no VAT charged, every line exempt
+    vat_franchise: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     invoice_prefix: Mapped[str] = mapped_column(String(20), default="F")
     vat_on_debits: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -105,6 +111,9 @@ class Client(AddressMixin, Base):
     siren: Mapped[str | None] = mapped_column(String(9))
     siret: Mapped[str | None] = mapped_column(String(14))
     vat_number: Mapped[str | None] = mapped_column(String(20))
+    # the electronic invoicing address (BT-49) and its scheme (EAS code; 0225 the French directory)
+    electronic_address: Mapped[str | None] = mapped_column(String(125))
+    electronic_address_scheme: Mapped[str | None] = mapped_column(String(4))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     language: Mapped[str] = mapped_column(String(5), default="fr")
     terms_kind: Mapped[str] = mapped_column(String(30), default="net")
@@ -364,6 +373,13 @@ class Invoice(Base):
     total_gross: Mapped[Decimal] = mapped_column(default=Decimal(0))
     # deposits already paid (BT-113): the amount due is total_gross - prepaid_amount
     prepaid_amount: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default="0")
+    # a deposit invoice (acompte, UNTDID 1001 type 386)
+    deposit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # an invoice in another currency: the ECB rate (currency units for 1 EUR) of the
+    # day the VAT became chargeable, and the VAT total in euros (BT-111), frozen when issued
+    exchange_rate: Mapped[Decimal | None]
+    exchange_rate_date: Mapped[date | None] = mapped_column(Date)
+    vat_total_eur: Mapped[Decimal | None]
     seller: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     buyer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     payment_terms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -381,6 +397,11 @@ class Invoice(Base):
         back_populates="invoice", order_by="InvoiceLine.position", cascade="all, delete-orphan"
     )
     allocations: Mapped[list[PaymentAllocation]] = relationship(back_populates="invoice")
+    # the deposit invoices a final invoice deducts (BT-23 S4)
+    deposits: Mapped[list[InvoiceDeposit]] = relationship(
+        foreign_keys="InvoiceDeposit.invoice_id", back_populates="invoice", cascade="all, delete-orphan",
+        lazy="selectin",  # few, and read with the invoice: the documents are drawn outside a session
+    )
 
     @property
     def is_draft(self) -> bool:
@@ -414,13 +435,41 @@ class InvoiceLine(Base):
     vat_category: Mapped[str] = mapped_column(String(3), default="S")
     vat_rate: Mapped[Decimal] = mapped_column(default=Decimal("20"))
     vat_exemption_reason: Mapped[str | None] = mapped_column(String(300))
+    # the VATEX code of the exemption (BT-121), when it has one
+    vat_exemption_code: Mapped[str | None] = mapped_column(String(30))
     net_amount: Mapped[Decimal]
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
     @property
     def vat(self) -> Vat:
-        return Vat(self.vat_category, self.vat_rate, self.vat_exemption_reason)
+        return Vat(self.vat_category, self.vat_rate, self.vat_exemption_reason, self.vat_exemption_code)
+
+
+class InvoiceDeposit(Base):
+    """A deposit invoice (acompte) deducted by a final invoice: each deposit once."""
+
+    __tablename__ = "invoice_deposits"
+    __table_args__ = (UniqueConstraint("deposit_id"),)
+
+    invoice_id: Mapped[int] = mapped_column(BigId, ForeignKey("invoices.id"), primary_key=True)
+    deposit_id: Mapped[int] = mapped_column(BigId, ForeignKey("invoices.id"), primary_key=True)
+
+    invoice: Mapped[Invoice] = relationship(foreign_keys=[invoice_id], back_populates="deposits")
+    deposit: Mapped[Invoice] = relationship(foreign_keys=[deposit_id], lazy="joined")
+
+
+class ExchangeRate(Base):
+    """A reference rate of the ECB: how many units of ``currency`` one euro buys on ``day``.
+    Loaded from the ECB's published CSV or typed by an admin; never fetched at render time."""
+
+    __tablename__ = "exchange_rates"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rate: Mapped[Decimal]
+    source: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class InvoiceSequence(Base):

@@ -12,10 +12,12 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from babel.numbers import format_percent
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
+from .catalog import LOCALES
 from .db import insert_ignoring_conflicts
 from .errors import JalonError
 from .events import (
@@ -31,6 +33,7 @@ from .events import (
 )
 from .invoicing import BUSINESS_TZ, LineSpec, cancel_draft, create_draft, issue
 from .models import Integration, Invoice, Mapping, Milestone, TaskState, TimeEntry
+from .money import Money
 
 AUTO_ISSUE_ACTOR = "policy:auto_issue"
 
@@ -229,7 +232,7 @@ def _task_completed(session: Session, mapping: Mapping, event: TaskCompleted) ->
         milestone=milestone,
         lines=[
             LineSpec(
-                description=f"{contract.name} — {milestone.name}",
+                description=milestone_description(milestone),
                 quantity=Decimal(1),
                 unit_price=milestone.price().amount,
                 unit="C62",
@@ -248,6 +251,34 @@ def _task_completed(session: Session, mapping: Mapping, event: TaskCompleted) ->
                        extra={"auto_issued": True, "number": invoice.number})
     return Outcome(event, "milestone_done", f"milestone {milestone.reference} done, draft invoice created",
                    milestone_id=milestone.id, invoice_id=invoice.id)
+
+
+# the second line of a milestone's invoice line: its place among the contract's
+# milestones and, for a percentage, its share of the contract's total
+_MILESTONE_SHARE = {
+    "fr": ("Jalon {position}/{count}", "{place} — {percentage} de {total}"),
+    "en": ("Milestone {position} of {count}", "{place} — {percentage} of {total}"),
+}
+
+
+def milestone_description(milestone: Milestone) -> str:
+    """"Refonte du site — Maquettes validées" and, below, "Jalon 1/3 — 30 % de
+    24 000,00 €", in the client's language: the client's accounts-payable team
+    reads which step of which contract it pays, and how much of the whole."""
+    contract = milestone.contract
+    language = (contract.client.language or "fr")[:2].lower()
+    language = language if language in LOCALES else "fr"
+    place, share = _MILESTONE_SHARE[language]
+    milestones = contract.milestones  # ordered by position
+    place = place.format(position=milestones.index(milestone) + 1, count=len(milestones))
+    if milestone.percentage is not None and contract.total_amount is not None:
+        locale = LOCALES[language]
+        place = share.format(
+            place=place,
+            percentage=format_percent(milestone.percentage / 100, locale=locale, decimal_quantization=False),
+            total=Money(contract.total_amount, contract.currency).quantize().format(locale),
+        )
+    return f"{contract.name} — {milestone.name}\n{place}"
 
 
 def _auto_issue(session: Session, invoice: Invoice) -> bool:

@@ -89,6 +89,7 @@ D = Decimal
 OTHER_CLIENT = {
     "code": "horizon",
     "name": "Horizon Logistique SARL",
+    "siren": "443061841",
     "address_line1": "5 quai du Port",
     "postcode": "13002",
     "city": "Marseille",

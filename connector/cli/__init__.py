@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from jalon.connector.cli import config, db, deliveries, integrations, invoices, jobs, run, secrets, tokens
+from jalon.connector.cli import config, db, deliveries, integrations, invoices, jobs, rates, run, secrets, tokens
 from jalon.connector.cli.common import Context
 
 
@@ -26,7 +26,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 for command in (db.db, tokens.token, config.config, run.serve, run.demo, run.worker, invoices.invoices,
-                deliveries.deliveries, integrations.integrations, jobs.jobs, secrets.secrets):
+                deliveries.deliveries, integrations.integrations, jobs.jobs, secrets.secrets, rates.rates):
     main.add_command(command)
 
 

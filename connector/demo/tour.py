@@ -9,7 +9,10 @@ draft with the one-click link of its notification, which issues it. A second
 milestone task is completed in Jira with no webhook sent: the reconciliation
 job asks Jira what changed and bills it through the inbox. A partial payment
 arrives, and the invoice is printed. An invoice in English under the
-reverse charge, and a credit note correcting it, are issued too; with
+reverse charge, and a credit note correcting part of it, are issued too,
+then the kinds of invoice the French rules treat differently (a deposit and
+its final invoice, one in pounds, an exempt one, one under the franchise, one
+with disbursements: jalon.connector.demo.kinds); with
 ``--out DIR`` every invoice issued is written there as ``<number>.pdf``, the
 stored Factur-X (EN 16931) document.
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from jalon.connector.configfile import apply_file
+from jalon.connector.demo.kinds import issue_kinds
 from jalon.connector.plugin.manager import get_plugin_manager
 from jalon.connector.runtime import use_secret_keys
 from jalon.connector.settings import secret_keys
@@ -118,6 +122,7 @@ def _steps(engine, config_path: Path, echo: Echo, out_dir: Path | None) -> str: 
     step("Bank transfer received", f"{partial.format('fr_FR')} on {number}")
 
     others = _reverse_charge_and_credit_note(Session, step)
+    others += issue_kinds(Session, step)
 
     with unit_of_work(Session) as session:
         invoice = session.get(Invoice, invoice_id)

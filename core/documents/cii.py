@@ -32,11 +32,11 @@ SCHEME_SIRET = "0009"
 SEPA_CREDIT_TRANSFER = "58"
 # UNTDID 2475 (BT-8): 5 = the tax falls due on the invoice date (VAT on debits)
 TAX_DUE_ON_INVOICE_DATE = "5"
-# BT-23, the French "cadre de facturation": an invoice of goods, of services, or both
-BUSINESS_PROCESS = {"goods": "B1", "services": "S1", "mixed": "M1"}
-# VATEX codes (BT-121) of the categories whose reason has one
-VATEX = {"AE": "VATEX-EU-AE", "K": "VATEX-EU-IC", "G": "VATEX-EU-G", "O": "VATEX-EU-O"}
-VATEX_FRANCHISE = "VATEX-FR-FRANCHISE"
+# the seller's tax registration (BT-32) when it has no VAT number: a seller under the
+# franchise still identifies itself for BR-S-02 / BR-E-02 (its SIREN, scheme FC)
+TAX_REGISTRATION = "FC"
+# an invoice in another currency accounts its VAT in euros (BT-6, BT-111; BR-FR-CO-12)
+ACCOUNTING_CURRENCY = "EUR"
 # a category without a rate: "not subject to VAT" carries none (BR-O-05, BR-O-10)
 NO_RATE = {"O"}
 # "not subject to VAT" forbids the VAT identifiers of both parties (BR-O-02)
@@ -51,11 +51,13 @@ class InvalidCII(JalonError):
 
 def build(view: InvoiceView) -> bytes:
     doc = Document()
-    doc.context.business_parameter.id = BUSINESS_PROCESS.get(view.operation_nature, "S1")
+    doc.context.business_parameter.id = view.business_process
     doc.context.guideline_parameter.id = GUIDELINE_EN16931
     doc.header.id = view.number
     doc.header.type_code = view.type_code
     doc.header.issue_date_time = view.issue_date
+    # the processing a plateforme agréée applies (BR-FR-20): B2B, B2BINT, B2C
+    doc.header.notes.add(IncludedNote(content=view.processing, subject_code="BAR"))
     for note in view.notes:
         doc.header.notes.add(IncludedNote(content=note.text, subject_code=note.subject))
     for line in view.lines:
@@ -63,9 +65,30 @@ def build(view: InvoiceView) -> bytes:
     _agreement(doc, view)
     _delivery(doc, view)
     _settlement(doc, view)
-    xml = doc.serialize(schema=None)
+    xml = _more_references(doc.serialize(schema=None), view)
     check(xml)
     return xml
+
+
+def _more_references(xml: bytes, view: InvoiceView) -> bytes:
+    """A final invoice deducting several deposits names each (BG-3 repeats in EN 16931;
+    drafthorse holds one): the others are added after the first."""
+    if len(view.deducted) < 2:
+        return xml
+    tree = etree.fromstring(xml)
+    ram = "{urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100}"
+    qdt = "{urn:un:unece:uncefact:data:standard:QualifiedDataType:100}"
+    first = tree.find(f".//{ram}ApplicableHeaderTradeSettlement/{ram}InvoiceReferencedDocument")
+    anchor = first
+    for number, day in view.deducted[1:]:
+        reference = etree.Element(f"{ram}InvoiceReferencedDocument")
+        etree.SubElement(reference, f"{ram}IssuerAssignedID").text = number
+        issued = etree.SubElement(reference, f"{ram}FormattedIssueDateTime")
+        stamp = etree.SubElement(issued, f"{qdt}DateTimeString", format="102")
+        stamp.text = day.strftime("%Y%m%d")
+        anchor.addnext(reference)
+        anchor = reference
+    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 
 def _line(view: InvoiceView, line) -> LineItem:  # type: ignore[no-untyped-def]
@@ -86,15 +109,19 @@ def _line(view: InvoiceView, line) -> LineItem:  # type: ignore[no-untyped-def]
     return item
 
 
-def _party(target, party: Party, *, vat_ids: bool) -> None:  # type: ignore[no-untyped-def]
+def _party(target, party: Party, *, vat_ids: bool, seller: bool = False) -> None:  # type: ignore[no-untyped-def]
     target.name = party.name
     if party.siret:
         target.global_id.add((SCHEME_SIRET, party.siret))
     if party.siren:
         target.legal_organization.id = (SCHEME_SIREN, party.siren)
     _address(target.address, party.address)
+    if party.electronic_address:
+        target.electronic_address.uri_ID = (party.electronic_scheme, party.electronic_address)
     if vat_ids and party.vat_number:
         target.tax_registrations.add(TaxRegistration(id=("VA", party.vat_number)))
+    elif vat_ids and seller and party.siren:
+        target.tax_registrations.add(TaxRegistration(id=(TAX_REGISTRATION, party.siren)))
 
 
 def _address(target, address: Address) -> None:  # type: ignore[no-untyped-def]
@@ -112,11 +139,12 @@ def _address(target, address: Address) -> None:  # type: ignore[no-untyped-def]
 def _agreement(doc: Document, view: InvoiceView) -> None:
     vat_ids = not (view.categories & NO_VAT_IDS)
     seller = doc.trade.agreement.seller
-    _party(seller, view.seller, vat_ids=vat_ids)
+    _party(seller, view.seller, vat_ids=vat_ids, seller=True)
     if view.seller_legal:
         seller.description = view.seller_legal
     if view.seller_email:
-        seller.electronic_address.uri_ID = ("EM", view.seller_email)
+        contact = seller.contact
+        contact.email.address = view.seller_email
     _party(doc.trade.agreement.buyer, view.buyer, vat_ids=vat_ids)
     if view.purchase_order:
         doc.trade.agreement.buyer_order.issuer_assigned_id = view.purchase_order
@@ -147,6 +175,12 @@ def _settlement(doc: Document, view: InvoiceView) -> None:
         settlement.invoice_referenced_document.issuer_assigned_id = view.corrects_number
         if view.corrects_date:
             settlement.invoice_referenced_document.issue_date_time = view.corrects_date
+    elif view.deducted:  # the deposit invoices a final invoice deducts (the others: _more_references)
+        number, day = view.deducted[0]
+        settlement.invoice_referenced_document.issuer_assigned_id = number
+        settlement.invoice_referenced_document.issue_date_time = day
+    if view.vat_total_eur is not None:
+        settlement.tax_currency_code = ACCOUNTING_CURRENCY
     terms = PaymentTerms()
     terms.description = view.terms_text
     terms.due = view.due_date
@@ -155,6 +189,8 @@ def _settlement(doc: Document, view: InvoiceView) -> None:
     total.line_total = view.total_net
     total.tax_basis_total = (view.total_net, None)
     total.tax_total = (view.total_vat, view.currency)
+    if view.vat_total_eur is not None:
+        total.tax_total_other_currency.add((view.vat_total_eur, ACCOUNTING_CURRENCY))
     total.grand_total = (view.total_gross, None)
     if view.prepaid:
         total.prepaid_total = view.prepaid
@@ -169,20 +205,13 @@ def _vat_row(view: InvoiceView, row) -> ApplicableTradeTax:  # type: ignore[no-u
         tax.exemption_reason = row.reason
     tax.basis_amount = row.base
     tax.category_code = row.category
-    code = _vatex(row.category, row.reason)
-    if code:
-        tax.exemption_reason_code = code
+    if row.code:
+        tax.exemption_reason_code = row.code
     if view.vat_on_debits and row.category == "S":
         tax.due_date_type_code = TAX_DUE_ON_INVOICE_DATE
     if row.category not in NO_RATE:
         tax.rate_applicable_percent = row.rate
     return tax
-
-
-def _vatex(category: str, reason: str | None) -> str | None:
-    if category == "E" and reason and "293 B" in reason:
-        return VATEX_FRANCHISE
-    return VATEX.get(category)
 
 
 @lru_cache(maxsize=1)

@@ -15,14 +15,18 @@ from ..catalog import LANGUAGES
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {
         "title": {"invoice": "FACTURE", "credit_note": "AVOIR"},
-        "colon": " :",  # French typography: a space before the colon
+        # French typography: a space before the colon, a no-break one (U+00A0) so that
+        # the colon never starts a line; the same before %, € and after n°
+        "colon": "\u00a0:",
         "number": "Numéro",
         "issue_date": "Date d'émission",
         "service_date": "Date de la prestation ou de la livraison",
         "due_date": "Date d'échéance",
         "purchase_order": "Bon de commande",
         "corrects": "Avoir sur la facture",
-        "corrects_sentence": "Cet avoir annule et corrige la facture n° {number} du {date}.",
+        # a credit note of the whole invoice replaces it; one of a part corrects it
+        "corrects_whole": "Cet avoir annule et remplace la facture n°\u00a0{number} du {date}.",
+        "corrects_partial": "Cet avoir rectifie partiellement la facture n°\u00a0{number} du {date}.",
         "seller": "Émetteur",
         "buyer": "Client",
         "delivery_address": "Adresse de livraison",
@@ -39,7 +43,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "description": "Désignation",
         "quantity": "Quantité",
         "unit": "Unité",
-        "unit_price": "Prix unitaire HT",
+        "unit_price": "Prix unitaire\u00a0HT",  # breaks as "Prix | unitaire HT"
         "vat_rate": "TVA",
         "line_total": "Montant HT",
         # singular, plural
@@ -50,7 +54,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "vat_base": "Base HT",
         "vat_amount": "Montant TVA",
         "categories": {
-            "S": "TVA {rate} %",
+            "S": "TVA {rate}\u00a0%",
             "Z": "Taux zéro",
             "E": "Exonération",
             "AE": "Autoliquidation",
@@ -70,16 +74,16 @@ TEXTS: dict[str, dict[str, Any]] = {
         "iban": "IBAN",
         "bic": "BIC",
         "no_discount": "Pas d'escompte pour paiement anticipé.",
-        "discount": "Escompte pour paiement anticipé : {terms}",
-        "penalty_rate": "Pénalités de retard : {rate} % par an, exigibles dès le lendemain de la date d'échéance "
+        "discount": "Escompte pour paiement anticipé\u00a0: {terms}",
+        "penalty_rate": "Pénalités de retard\u00a0: {rate}\u00a0% par an, exigibles dès le lendemain de la date d'échéance "
                         "sans qu'un rappel soit nécessaire.",
-        "penalty_legal": "Pénalités de retard : taux de refinancement le plus récent de la Banque centrale "
+        "penalty_legal": "Pénalités de retard\u00a0: taux de refinancement le plus récent de la Banque centrale "
                          "européenne majoré de 10 points, exigibles dès le lendemain de la date d'échéance sans "
                          "qu'un rappel soit nécessaire (art. L441-10 du Code de commerce).",
-        "indemnity": "Indemnité forfaitaire pour frais de recouvrement en cas de retard de paiement : 40 €",
+        "indemnity": "Indemnité forfaitaire pour frais de recouvrement en cas de retard de paiement\u00a0: 40\u00a0€",
         "vat_on_debits": "Option pour le paiement de la taxe d'après les débits",
         "mentions": "Mentions",
-        "page": "Page",
+        "page": "page",
         "of": "sur",
     },
     "en": {
@@ -91,7 +95,8 @@ TEXTS: dict[str, dict[str, Any]] = {
         "due_date": "Due date",
         "purchase_order": "Purchase order",
         "corrects": "Credit note for invoice",
-        "corrects_sentence": "This credit note cancels and corrects invoice no. {number} of {date}.",
+        "corrects_whole": "This credit note cancels and replaces invoice no.\u00a0{number} of {date}.",
+        "corrects_partial": "This credit note partially corrects invoice no.\u00a0{number} of {date}.",
         "seller": "From",
         "buyer": "Bill to",
         "delivery_address": "Delivery address",
@@ -108,9 +113,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "description": "Description",
         "quantity": "Quantity",
         "unit": "Unit",
-        "unit_price": "Unit price excl. VAT",
+        "unit_price": "Unit price excl.\u00a0VAT",  # breaks as "Unit price | excl. VAT"
         "vat_rate": "VAT",
-        "line_total": "Amount excl. VAT",
+        "line_total": "Amount excl.\u00a0VAT",
         "units": {"C62": ("unit", "units"), "HUR": ("hour", "hours"), "DAY": ("day", "days"),
                   "MON": ("month", "months"), "ANN": ("year", "years"), "LS": ("lump sum", "lump sums")},
         "vat_breakdown": "VAT summary",
@@ -147,7 +152,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "indemnity": "Fixed compensation for recovery costs in the event of late payment: €40",
         "vat_on_debits": "VAT payable on debits (option for payment of the tax on an accruals basis)",
         "mentions": "Legal notices",
-        "page": "Page",
+        "page": "page",
         "of": "of",
     },
 }

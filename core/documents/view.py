@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from babel import Locale
@@ -23,6 +24,7 @@ from ..catalog import LOCALES
 from ..errors import Conflict
 from ..invoicing import LINE_DECIMALS, VatGroup, invoice_totals
 from ..models import Invoice, InvoiceLine
+from ..identifiers import FRENCH_DIRECTORY
 from ..money import Money, minor_unit, quantize
 from ..terms import PaymentTerms
 from . import texts
@@ -49,11 +51,21 @@ class Address:
         return cls(data.get("address_line1") or "", data.get("address_line2") or None,
                    data.get("postcode") or "", data.get("city") or "", data.get("country_code") or "FR")
 
-    def lines(self) -> list[str]:
+    def lines(self, language: str = "fr", *, country: bool = False) -> list[str]:
+        """The address as printed, the country by its name in ``language`` ("Allemagne",
+        "Germany"): always when ``country`` (the parties are in different countries,
+        each reads where the other is), else only outside France. ``country`` stays
+        the ISO code: that is what the XML carries."""
         rows = [self.line1, self.line2 or "", f"{self.postcode} {self.city}".strip()]
-        if self.country != "FR":
-            rows.append(self.country)
+        if country or self.country != "FR":
+            rows.append(country_name(self.country, language))
         return [row for row in rows if row]
+
+
+@cache
+def country_name(code: str, language: str) -> str:
+    """The country of an ISO 3166 code in the invoice's language; the code if babel has no name for it."""
+    return Locale.parse(LOCALES.get(language, "fr_FR")).territories.get(code.upper(), code)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ class Party:
     siren: str | None
     siret: str | None
     vat_number: str | None
+    # the electronic invoicing address (BT-34, BT-49) and its EAS scheme
+    electronic_address: str | None = None
+    electronic_scheme: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,7 @@ class VatRow:
     label: str
     base_text: str
     tax_text: str
+    code: str | None = None  # the VATEX code of the exemption (BT-121)
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,12 @@ class InvoiceView:
     vat_on_debits_text: str | None
     notes: tuple[Note, ...]
     labels: dict[str, Any]
+    deposit: bool = False
+    business_process: str = "S1"
+    processing: str = "B2B"
+    deducted: tuple[tuple[str, date], ...] = ()
+    vat_total_eur: Decimal | None = None
+    vat_eur_text: str | None = None
 
     @property
     def categories(self) -> frozenset[str]:
@@ -226,8 +248,13 @@ def build(invoice: Invoice) -> InvoiceView:
     view = dict(
         language=language,
         kind=invoice.kind,
-        type_code="381" if invoice.kind == "credit_note" else "380",
-        title=words["title"][invoice.kind],
+        type_code="381" if invoice.kind == "credit_note" else ("386" if invoice.deposit else "380"),
+        title=words["title"].get("deposit", words["title"]["invoice"]) if invoice.deposit
+        else words["title"][invoice.kind],
+        deposit=bool(invoice.deposit),
+        **_frame(invoice, buyer, seller.get("operation_nature") or "services"),
+        deducted=_deducted(invoice),
+        **_currency(invoice, words, fmt),
         number=invoice.number,
         currency=invoice.currency,
         **_dates(invoice, fmt),
@@ -273,13 +300,15 @@ def _dates(invoice: Invoice, fmt: _Format) -> dict[str, Any]:
 
 
 def _corrected(invoice: Invoice, words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
-    """A credit note names the invoice it corrects (BT-25, BT-26)."""
+    """A credit note names the invoice it corrects (BT-25, BT-26): it cancels and
+    replaces it when it credits its whole total, it corrects it in part otherwise."""
     corrects = invoice.corrects if invoice.kind == "credit_note" else None
     if corrects is None or corrects.issue_date is None:
         return dict(corrects_number=None, corrects_date=None, corrects_text=None)
+    sentence = words["corrects_whole" if invoice.total_gross == corrects.total_gross else "corrects_partial"]
+    day = fmt.day(corrects.issue_date).replace(" ", "\u00a0")  # a date is not split across lines
     return dict(corrects_number=corrects.number, corrects_date=corrects.issue_date,
-                corrects_text=words["corrects_sentence"].format(number=corrects.number,
-                                                                date=fmt.day(corrects.issue_date)))
+                corrects_text=sentence.format(number=corrects.number, date=day))
 
 
 def _payment_texts(invoice: Invoice, seller: dict[str, Any], words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
@@ -325,6 +354,7 @@ def _vat_row(group: VatGroup, words: dict[str, Any], fmt: _Format) -> VatRow:
         label=_category_label(words, group.vat.category, group.vat.rate, fmt.number),
         base_text=fmt.money(group.base.amount),
         tax_text=fmt.money(group.tax.amount),
+        code=group.vat.exemption_code,
     )
 
 
@@ -347,7 +377,50 @@ def _party(data: dict[str, Any]) -> Party:
         siren=data.get("siren") or None,
         siret=data.get("siret") or None,
         vat_number=data.get("vat_number") or None,
+        **_electronic_address(data),
     )
+
+
+def _electronic_address(data: dict[str, Any]) -> dict[str, str | None]:
+    """The address frozen when issued; a snapshot older than the French rules derives it
+    from the SIREN, as jalon.core.invoicing.electronic_address_of does."""
+    if data.get("electronic_address"):
+        return {"electronic_address": data["electronic_address"],
+                "electronic_scheme": data.get("electronic_address_scheme") or FRENCH_DIRECTORY}
+    if data.get("siren"):
+        return {"electronic_address": data["siren"], "electronic_scheme": FRENCH_DIRECTORY}
+    return {"electronic_address": None, "electronic_scheme": None}
+
+
+def _frame(invoice: Invoice, buyer: dict[str, Any], nature: str) -> dict[str, Any]:
+    """How a plateforme agréée must treat the invoice: the business process (BT-23, the
+    "cadre de facturation": B goods, S services, M both; 1 an invoice, 4 a final invoice
+    after deposits) and the processing note (BAR): B2B for a French business buyer,
+    B2BINT for a buyer abroad, B2C for a French buyer without a SIREN."""
+    letter = {"goods": "B", "services": "S", "mixed": "M"}.get(nature, "S")
+    final = not invoice.deposit and (invoice.prepaid_amount or 0) > 0
+    country = (buyer.get("country_code") or "FR").upper()
+    processing = "B2BINT" if country != "FR" else ("B2B" if buyer.get("siren") else "B2C")
+    return {"business_process": f"{letter}{'4' if final else '1'}", "processing": processing}
+
+
+def _deducted(invoice: Invoice) -> tuple[tuple[str, date], ...]:
+    """The deposit invoices a final invoice deducts (number, issue date)."""
+    return tuple((link.deposit.number, link.deposit.issue_date) for link in invoice.deposits
+                 if link.deposit.number and link.deposit.issue_date)
+
+
+def _currency(invoice: Invoice, words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
+    """An invoice in another currency states its VAT total in euros (BT-6, BT-111) at the
+    ECB rate frozen when it was issued."""
+    if invoice.currency == "EUR" or invoice.vat_total_eur is None or invoice.exchange_rate is None:
+        return {"vat_total_eur": None, "vat_eur_text": None}
+    eur = Money(plain(invoice.vat_total_eur, 2), "EUR")
+    text = words.get("vat_in_eur", "{amount} ({rate}, {day})").format(
+        amount=eur.format(fmt.locale),
+        rate=f"1 EUR = {fmt.number(trimmed(invoice.exchange_rate, 6))} {invoice.currency}",
+        day=fmt.day(invoice.exchange_rate_date) if invoice.exchange_rate_date else "")
+    return {"vat_total_eur": eur.amount, "vat_eur_text": text}
 
 
 def _seller_legal(words: dict[str, Any], seller: dict[str, Any], locale: str) -> str:

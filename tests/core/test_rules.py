@@ -59,9 +59,28 @@ def test_a_completed_milestone_task_creates_one_draft_at_the_milestone_price(wor
         assert (invoice.status, invoice.number) == ("draft", None)
         # M1 is 30 % of 24 000.00, at 20 % VAT
         assert (invoice.total_net, invoice.total_gross) == (D("7200.00"), D("8640.00"))
-        assert invoice.lines[0].description == "Refonte du site — Maquettes validées"
+        assert invoice.lines[0].description == ("Refonte du site — Maquettes validées\n"
+                                                "Jalon 1/3 — 30\u00a0% de 24\u202f000,00\u00a0€")
         assert invoice.service_date == date(2026, 11, 2)
     assert _milestones(world)["M1"] == ("done", "WEB-1")
+
+
+def _description(Session, invoice_id):  # noqa: N803
+    with unit_of_work(Session) as session:
+        return session.get(Invoice, invoice_id).lines[0].description
+
+
+def test_a_milestone_line_says_its_place_and_share_in_the_clients_language(world):
+    with unit_of_work(world) as session:
+        session.execute(select(Milestone)).scalars().first().contract.client.language = "en"
+    [outcome] = _apply(world, completed("WEB-1"))
+    assert _description(world, outcome.invoice_id) == ("Refonte du site — Maquettes validées\n"
+                                                       "Milestone 1 of 3 — 30% of €24,000.00")
+
+
+def test_a_milestone_of_a_fixed_amount_says_only_its_place(world):
+    [outcome] = _apply(world, completed("WEB-9", task_type="Release"))
+    assert _description(world, outcome.invoice_id) == "Refonte du site — Mise en production\nJalon 3/3"
 
 
 def test_a_replayed_task_completed_makes_no_second_draft(world):

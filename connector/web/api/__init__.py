@@ -130,9 +130,10 @@ def register_api(app: Flask) -> Api:
     from jalon.connector.web.api import deliveries
     from jalon.connector.web.api import channels, outbox
     from jalon.connector.web.api import jobs
+    from jalon.connector.web.api import exchange_rates
 
     api.register_blueprint(health.blp)
     for module in (entities, clients, contracts, integrations, mappings, invoices, payments, audit, deliveries,
-                   outbox, channels, jobs):
+                   outbox, channels, jobs, exchange_rates):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix)
     return api

@@ -12,7 +12,7 @@ from jalon.core.terms import KINDS as TERMS_KINDS
 
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
-from jalon.connector.web.api.fields import AddressIn, AddressOut, MoneyAmount, PageArgs, Schema, currency_field, page_of, paginate
+from jalon.connector.web.api.fields import AddressIn, AddressOut, MoneyAmount, ElectronicAddress, PageArgs, Schema, currency_field, page_of, paginate
 
 blp = Blueprint("clients", __name__, url_prefix="/clients", description="Clients and their balances")
 protect(blp, write_scopes=("admin",))
@@ -23,7 +23,7 @@ class PaymentTermsSchema(Schema):
     days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=0))
 
 
-class ClientIn(AddressIn):
+class ClientIn(AddressIn, ElectronicAddress):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     siren = fields.String(allow_none=True)
     siret = fields.String(allow_none=True)
@@ -36,7 +36,7 @@ class ClientIn(AddressIn):
         "description": "Where the service is delivered, when it is not the billing address (printed on invoices)"})
 
 
-class ClientOut(AddressOut):
+class ClientOut(AddressOut, ElectronicAddress):
     code = fields.String()
     name = fields.String()
     siren = fields.String(allow_none=True)

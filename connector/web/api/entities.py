@@ -12,14 +12,14 @@ from jalon.core.models import Entity
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
 from jalon.connector.web.api.fields import (
-    AddressIn, AddressOut, DecimalString, PageArgs, StrictBoolean, currency_field, page_of, paginate,
+    AddressIn, AddressOut, DecimalString, ElectronicAddress, PageArgs, StrictBoolean, currency_field, page_of, paginate,
 )
 
 blp = Blueprint("entities", __name__, url_prefix="/entities", description="Legal entities that issue invoices")
 protect(blp, write_scopes=("admin",))
 
 
-class EntityIn(AddressIn):
+class EntityIn(AddressIn, ElectronicAddress):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     legal_form = fields.String(allow_none=True, validate=validate.Length(max=50))
     share_capital = DecimalString(allow_none=True, metadata={"example": "10000"})
@@ -30,6 +30,9 @@ class EntityIn(AddressIn):
     iban = fields.String(allow_none=True)
     bic = fields.String(allow_none=True)
     email = fields.Email(allow_none=True)
+    vat_franchise = StrictBoolean(metadata={
+        "description": "Under the small-business franchise (art. 293 B du CGI): no VAT charged, every line exempt "
+                       "with the mention 'TVA non applicable, art. 293 B du CGI'"})
     currency = currency_field()
     invoice_prefix = fields.String(validate=validate.Length(min=1, max=20))
     vat_on_debits = StrictBoolean()
@@ -44,7 +47,7 @@ class EntityIn(AddressIn):
         "example": "1000", "description": "Milestone drafts below this total incl. VAT are issued without approval"})
 
 
-class EntityOut(AddressOut):
+class EntityOut(AddressOut, ElectronicAddress):
     code = fields.String()
     name = fields.String()
     legal_form = fields.String(allow_none=True)
@@ -56,6 +59,7 @@ class EntityOut(AddressOut):
     iban = fields.String(allow_none=True)
     bic = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
+    vat_franchise = fields.Boolean()
     currency = fields.String()
     invoice_prefix = fields.String()
     vat_on_debits = fields.Boolean()

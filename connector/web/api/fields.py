@@ -150,12 +150,16 @@ class VatIn(Schema):
     category = fields.String(validate=validate.OneOf(("S", "Z", "E", "AE", "K", "G", "O")), load_default="S")
     rate = DecimalString(metadata={"example": "20"})
     exemption_reason = fields.String(allow_none=True, validate=validate.Length(max=300))
+    exemption_code = fields.String(allow_none=True, validate=validate.Length(max=30), metadata={
+        "example": "VATEX-EU-79-C", "description": "The VATEX code of the exemption (BT-121); "
+                                                   "derived from the category and reason when absent"})
 
 
 class VatOut(Schema):
     category = fields.String()
     rate = DecimalString()
     exemption_reason = fields.String(allow_none=True)
+    exemption_code = fields.String(allow_none=True)
 
 
 class AddressIn(Schema):
@@ -246,3 +250,18 @@ __all__ = [
     "PageArgs", "PathText", "Schema", "StrictBoolean", "VatIn", "VatOut", "currency_field", "id_max", "nul_paths",
     "page_of", "paginate",
 ]
+
+
+
+class ElectronicAddress(Schema):
+    """The electronic invoicing address and its scheme (an entity's and a client's, in and out)."""
+
+    electronic_address = fields.String(allow_none=True, validate=validate.Length(max=125), metadata={
+        "example": "552100554",
+        "description": "The electronic invoicing address (EN 16931 BT-34 for an entity, BT-49 for a client), as "
+                       "the French directory knows it: SIREN, SIREN_SIRET, SIREN_SIRET_routing code or "
+                       "SIREN_suffix; absent: the SIREN, under scheme 0225 (a client abroad without one: its "
+                       "first billing e-mail, under scheme EM)"})
+    electronic_address_scheme = fields.String(allow_none=True, validate=validate.Length(max=4), metadata={
+        "example": "0225", "description": "EAS code of the address: 0225 the French directory (default), "
+                                          "EM an e-mail address, or another ISO 6523 code"})

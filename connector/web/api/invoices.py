@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 
 from jalon.core import approval, balances, catalog, invoicing
 from jalon.core.models import INVOICE_KINDS, INVOICE_STATUSES, Client, Contract, Entity, Invoice
+from jalon.core.money import Money
 from jalon.core.vat import Vat
 
 from jalon.connector.outbox import notify
@@ -47,6 +48,15 @@ class LineIn(Schema):
     unit = fields.String(validate=validate.OneOf(tuple(invoicing.UNITS)), load_default="C62",
                          metadata={"description": "UN/ECE rec. 20: C62 unit, HUR hour, DAY day..."})
     vat = fields.Nested(VatIn)
+    disbursement = StrictBoolean(load_default=False, metadata={
+        "description": "A disbursement (débours): a cost paid in the client's name and on its behalf, outside the "
+                       "taxable amount (art. 267 II 2° du CGI); issued as an exempt line with code VATEX-EU-79-C, "
+                       "so that it may sit beside taxable lines. Give no vat with it."})
+
+    @ma.validates_schema
+    def _disbursement_has_no_vat(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("disbursement") and data.get("vat"):
+            raise ma.ValidationError("a disbursement carries no VAT of its own: leave vat out", "vat")
 
 
 class DraftIn(Schema):
@@ -61,6 +71,11 @@ class DraftIn(Schema):
     prepaid_amount = DecimalString(load_default="0", metadata={
         "example": "300.00", "description": "Deposits already paid, printed with the net amount due (default 0)"})
     lines = fields.List(fields.Nested(LineIn), required=True, validate=validate.Length(min=1))
+    deposit = StrictBoolean(load_default=False, metadata={
+        "description": "A deposit invoice (acompte, type 386), deducted later by a final invoice"})
+    deposits = fields.List(Id("invoices"), load_default=list, validate=validate.Length(max=100), metadata={
+        "description": "The issued deposit invoices this final invoice deducts (ids): their totals incl. VAT are "
+                       "its prepaid amount, and it is a final invoice after deposits (BT-23 S4)"})
 
 
 class LinesIn(Schema):
@@ -113,6 +128,7 @@ class InvoiceListArgs(PageArgs):
 class InvoiceSummary(Schema):
     id = fields.Integer()
     kind = fields.String()
+    deposit = fields.Boolean(metadata={"description": "A deposit invoice (acompte, type 386)"})
     status = fields.String()
     number = fields.String(allow_none=True, metadata={"description": "Given when issued"})
     entity = fields.String()
@@ -141,6 +157,7 @@ class VatGroupOut(Schema):
     category = fields.String()
     rate = DecimalString()
     exemption_reason = fields.String(allow_none=True)
+    exemption_code = fields.String(allow_none=True)
     base = MoneyAmount()
     tax = MoneyAmount()
 
@@ -174,8 +191,22 @@ class SendOut(Schema):
                                                                              "has no billing e-mail"})
 
 
+class DeductedDeposit(Schema):
+    id = fields.Integer()
+    number = fields.String()
+    total_gross = MoneyAmount()
+
+
 class InvoiceDetail(InvoiceSummary):
     milestone = fields.String(allow_none=True, metadata={"description": "Milestone reference"})
+    deposits = fields.List(fields.Nested(DeductedDeposit), metadata={
+        "description": "The deposit invoices this final invoice deducts"})
+    exchange_rate = DecimalString(allow_none=True, metadata={
+        "description": "Another currency than EUR: the ECB rate used (units of the currency for 1 EUR), frozen "
+                       "when issued"})
+    exchange_rate_date = fields.Date(allow_none=True, metadata={"description": "The ECB day of that rate"})
+    vat_total_eur = MoneyAmount(allow_none=True, metadata={
+        "description": "The VAT total in euros (BT-111), stated on an invoice in another currency"})
     corrects_invoice_id = fields.Integer(allow_none=True)
     corrects_number = fields.String(allow_none=True)
     service_date = fields.Date(allow_none=True)
@@ -205,8 +236,8 @@ InvoicePage = page_of(InvoiceSummary, "InvoicePage")
 
 def present_summary(invoice: Invoice) -> dict[str, Any]:
     return {
-        **{c: getattr(invoice, c) for c in ("id", "kind", "status", "number", "currency", "issue_date", "due_date",
-                                          "total_net", "total_vat", "total_gross", "created_at")},
+        **{c: getattr(invoice, c) for c in ("id", "kind", "deposit", "status", "number", "currency", "issue_date",
+                                          "due_date", "total_net", "total_vat", "total_gross", "created_at")},
         "entity": invoice.entity.code,
         "client": invoice.client.code,
         "contract": invoice.contract.reference if invoice.contract else None,
@@ -221,12 +252,17 @@ def present_detail(invoice: Invoice) -> dict[str, Any]:
         **{c: getattr(invoice, c) for c in ("corrects_invoice_id", "service_date", "purchase_order_ref", "note",
                                           "payment_terms", "seller", "buyer", "created_by", "issued_at", "issued_by")},
         "milestone": invoice.milestone.reference if invoice.milestone else None,
+        "deposits": [{"id": d.deposit.id, "number": d.deposit.number,
+                      "total_gross": d.deposit.money(d.deposit.total_gross)} for d in invoice.deposits],
+        "exchange_rate": invoice.exchange_rate,
+        "exchange_rate_date": invoice.exchange_rate_date,
+        "vat_total_eur": None if invoice.vat_total_eur is None else Money(invoice.vat_total_eur, "EUR"),
         "corrects_number": invoice.corrects.number if invoice.corrects else None,
         "lines": [{**{c: getattr(line, c) for c in ("position", "description", "quantity", "unit", "unit_price",
                                                    "vat", "net_amount")}, "currency": invoice.currency}
                   for line in invoice.lines],
         "vat_breakdown": [{"category": g.vat.category, "rate": g.vat.rate, "exemption_reason": g.vat.exemption_reason,
-                           "base": g.base, "tax": g.tax} for g in totals.groups],
+                           "exemption_code": g.vat.exemption_code, "base": g.base, "tax": g.tax} for g in totals.groups],
         "paid": balances.paid_total(invoice),
         "credited": balances.credited_total(session, invoice),
         "open_balance": balances.open_balance(session, invoice),
@@ -250,7 +286,7 @@ def line_specs(lines: list[dict[str, Any]]) -> list[invoicing.LineSpec]:
             quantity=line["quantity"],
             unit_price=line["unit_price"],
             unit=line["unit"],
-            vat=Vat(**(line.get("vat") or {})),
+            vat=Vat.disbursement() if line.get("disbursement") else Vat(**(line.get("vat") or {})),
         ))
     return specs
 
@@ -308,8 +344,12 @@ class Invoices(MethodView):
             reason=data.get("reason"),
             prepaid_amount=data["prepaid_amount"],
             lines=line_specs(data["lines"]),
+            deposit=data["deposit"],
+            deposits=[invoicing.get_invoice(session, i) for i in data["deposits"]],
             actor=actor(),
         )
+        invoicing.electronic_address_of(invoice.entity)  # refused now rather than when it is issued
+        invoicing.electronic_address_of(invoice.client)
         return _created(invoice)
 
 

@@ -15,19 +15,27 @@ from jalon.core.vat import Vat
 from tests.core.documents.helpers import issue
 from tests.factories import line
 
-FR_LEGAL = [
+# what an invoice the client must pay says about paying it (a credit note says none of it)
+FR_PAYMENT = [
     "Indemnité forfaitaire pour frais de recouvrement en cas de retard de paiement : 40 €",
     "Pas d'escompte pour paiement anticipé",
     "Pénalités de retard : taux de refinancement le plus récent de la Banque centrale européenne majoré de 10 points",
+    "IBAN FR76 3000 6000 0112 3456 7890 189",  # by groups of four
+    "BIC AGRIFRPP",
+]
+# who issues it and when: every French invoice and credit note
+FR_IDENTITY = [
     "SIREN 732829320",
     "RCS Paris 732 829 320",
     "SAS au capital de 10 000 €",
     "N° TVA intracommunautaire FR44732829320",
-    "IBAN FR7630006000011234567890189",
-    "BIC AGRIFRPP",
     "Date d'émission 2 novembre 2026",
     "Date de la prestation ou de la livraison 2 novembre 2026",
 ]
+FR_LEGAL = [*FR_PAYMENT, *FR_IDENTITY]
+# none of it on a credit note: the seller owes the client
+NOT_ON_A_CREDIT_NOTE = ["Date d'échéance", "CONDITIONS DE PAIEMENT", "Règlement par virement", "IBAN", "BIC",
+                        "Pénalités de retard", "Indemnité forfaitaire", "40 €", "escompte", "Net à payer"]
 # (XPath, expected values) every French invoice carries
 FR_XML = [
     ("//ram:SellerTradeParty/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']", ["732829320"]),
@@ -77,6 +85,16 @@ def _credit_note(Session) -> int:  # noqa: N803
     invoice_id = _standard(Session)
     with unit_of_work(Session) as session:
         return invoicing.credit(session, invoice_id, actor="finance", reason="Erreur de quantité",
+                                issue_date=date(2026, 11, 2)).id
+
+
+def _partial_credit_note(Session) -> int:  # noqa: N803
+    """One of the three hours of training of the standard invoice credited."""
+    invoice_id = _standard(Session)
+    with unit_of_work(Session) as session:
+        return invoicing.credit(session, invoice_id, actor="finance", reason="Une heure non effectuée",
+                                lines=[line("150.00", vat=Vat("S", Decimal("10")), description="Formation",
+                                            unit="HUR")],
                                 issue_date=date(2026, 11, 2)).id
 
 
@@ -171,8 +189,10 @@ CASES: dict[str, Case] = {
     ),
     "foreign_client_in_english": Case(
         _english,
-        ["INVOICE", "BILL TO", "Issue date 2 November 2026", "Torstraße 1", "10119 Berlin", "DE",
-         "VAT number DE123456789", "Reverse charge (autoliquidation)", "Amount due €2,500.00",
+        ["INVOICE", "BILL TO", "Issue date 2 November 2026", "Torstraße 1", "10119 Berlin Germany",
+         "75011 Paris France",  # a buyer abroad reads the seller's country too
+         "VAT number DE123456789", "INVOICE F2026-00001 – page 1 of 1", "Unit price excl. VAT", "Amount excl. VAT",
+         "IBAN FR76 3000 6000 0112 3456 7890 189", "Reverse charge (autoliquidation)", "Amount due €2,500.00",
          "Fixed compensation for recovery costs in the event of late payment: €40",
          "No discount for early payment", "Late payment penalties: the European Central Bank's most recent main "
          "refinancing rate plus 10 percentage points", "Nature of the transaction: supply of services",
@@ -190,14 +210,14 @@ CASES: dict[str, Case] = {
     "credit_note": Case(
         _credit_note,
         ["AVOIR", "F2026-00002", "Avoir sur la facture F2026-00001",
-         "Cet avoir annule et corrige la facture n° F2026-00001 du 2 novembre 2026",
-         "Montant de l'avoir 2 895,00 €", *FR_LEGAL],
+         "Cet avoir annule et remplace la facture n° F2026-00001 du 2 novembre 2026",
+         "Montant de l'avoir 2 895,00 €", "AVOIR F2026-00002 – page 1 sur 1", *FR_IDENTITY],
         [("//rsm:ExchangedDocument/ram:TypeCode", ["381"]), ("//rsm:ExchangedDocument/ram:ID", ["F2026-00002"]),
          ("//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", ["F2026-00001"]),
          ("//ram:InvoiceReferencedDocument/ram:FormattedIssueDateTime/qdt:DateTimeString", ["20261102"]),
          ("//ram:GrandTotalAmount", ["2895.00"]),
          *FR_XML],
-        absent=["FACTURE"],
+        absent=["FACTURE", "rectifie partiellement", *NOT_ON_A_CREDIT_NOTE],
     ),
     "vat_on_debits_and_contractual_terms": Case(
         _vat_on_debits,
@@ -257,5 +277,15 @@ CASES: dict[str, Case] = {
         ["Total TTC 6 000,00 €", "Acomptes déjà versés 1 500,00 €", "Net à payer 4 500,00 €", *FR_LEGAL],
         [("//ram:TotalPrepaidAmount", ["1500.00"]), ("//ram:DuePayableAmount", ["4500.00"]),
          ("//ram:GrandTotalAmount", ["6000.00"]), *FR_XML],
+    ),
+    "partial_credit_note": Case(
+        _partial_credit_note,
+        ["AVOIR", "F2026-00002", "Avoir sur la facture F2026-00001",
+         "Cet avoir rectifie partiellement la facture n° F2026-00001 du 2 novembre 2026",
+         "Formation 1 heure 150,00 € TVA 10 % 150,00 €", "Montant de l'avoir 165,00 €", *FR_IDENTITY],
+        [("//rsm:ExchangedDocument/ram:TypeCode", ["381"]),
+         ("//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", ["F2026-00001"]),
+         ("//ram:GrandTotalAmount", ["165.00"])],
+        absent=["FACTURE", "annule et remplace", "Développement", *NOT_ON_A_CREDIT_NOTE],
     ),
 }
