@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog import LANGUAGES
+from ..vat import DISBURSEMENT_REASON
 
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {
-        "title": {"invoice": "FACTURE", "credit_note": "AVOIR"},
+        "title": {"invoice": "FACTURE", "credit_note": "AVOIR", "deposit": "FACTURE D'ACOMPTE"},
         # French typography: a space before the colon, a no-break one (U+00A0) so that
         # the colon never starts a line; the same before %, € and after n°
         "colon": "\u00a0:",
@@ -66,6 +67,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "total_vat": "Total TVA",
         "total_gross": "Total TTC",
         "prepaid": "Acomptes déjà versés",
+        "deducted": "Acomptes déduits\u00a0: {invoices}.",
+        "deducted_item": "facture n°\u00a0{number}\u00a0du\u00a0{date}",
+        "vat_in_eur": "Total TVA en euros\u00a0: {amount} (taux de change de la BCE du {day}\u00a0: {rate})",
         "amount_due": "Net à payer",
         "amount_due_credit": "Montant de l'avoir",
         "payment": "Conditions de paiement",
@@ -87,7 +91,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "of": "sur",
     },
     "en": {
-        "title": {"invoice": "INVOICE", "credit_note": "CREDIT NOTE"},
+        "title": {"invoice": "INVOICE", "credit_note": "CREDIT NOTE", "deposit": "DEPOSIT INVOICE"},
         "colon": ":",
         "number": "Number",
         "issue_date": "Issue date",
@@ -135,6 +139,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "total_vat": "Total VAT",
         "total_gross": "Total incl. VAT",
         "prepaid": "Deposits already paid",
+        "deducted": "Deposits deducted: {invoices}.",
+        "deducted_item": "invoice no.\u00a0{number}\u00a0of\u00a0{date}",
+        "vat_in_eur": "Total VAT in euros: {amount} (ECB exchange rate of {day}: {rate})",
         "amount_due": "Amount due",
         "amount_due_credit": "Amount credited",
         "payment": "Payment terms",
@@ -165,6 +172,8 @@ ENGLISH_REASONS = {
                                                     "article 262 ter I of the French General Tax Code",
     "Exonération de TVA, article 262 I du CGI": "VAT exempt: export, article 262 I of the French General Tax Code",
     "TVA non applicable, art. 293 B du CGI": "VAT not applicable, article 293 B of the French General Tax Code",
+    DISBURSEMENT_REASON: "Disbursements: costs paid in the client's name and on its behalf, outside the taxable "
+                         "amount (article 267 II 2° of the French General Tax Code)",
 }
 
 

@@ -165,6 +165,7 @@ class InvoiceView:
     business_process: str = "S1"
     processing: str = "B2B"
     deducted: tuple[tuple[str, date], ...] = ()
+    deducted_text: str | None = None
     vat_total_eur: Decimal | None = None
     vat_eur_text: str | None = None
 
@@ -249,11 +250,10 @@ def build(invoice: Invoice) -> InvoiceView:
         language=language,
         kind=invoice.kind,
         type_code="381" if invoice.kind == "credit_note" else ("386" if invoice.deposit else "380"),
-        title=words["title"].get("deposit", words["title"]["invoice"]) if invoice.deposit
-        else words["title"][invoice.kind],
+        title=words["title"]["deposit" if invoice.deposit else invoice.kind],
         deposit=bool(invoice.deposit),
         **_frame(invoice, buyer, seller.get("operation_nature") or "services"),
-        deducted=_deducted(invoice),
+        **_deducted(invoice, words, fmt),
         **_currency(invoice, words, fmt),
         number=invoice.number,
         currency=invoice.currency,
@@ -404,10 +404,13 @@ def _frame(invoice: Invoice, buyer: dict[str, Any], nature: str) -> dict[str, An
     return {"business_process": f"{letter}{'4' if final else '1'}", "processing": processing}
 
 
-def _deducted(invoice: Invoice) -> tuple[tuple[str, date], ...]:
-    """The deposit invoices a final invoice deducts (number, issue date)."""
-    return tuple((link.deposit.number, link.deposit.issue_date) for link in invoice.deposits
-                 if link.deposit.number and link.deposit.issue_date)
+def _deducted(invoice: Invoice, words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
+    """The deposit invoices a final invoice deducts: (number, issue date) for the XML, a sentence to print."""
+    deducted = tuple((link.deposit.number, link.deposit.issue_date) for link in invoice.deposits
+                     if link.deposit.number and link.deposit.issue_date)
+    items = ", ".join(words["deducted_item"].format(number=number, date=fmt.day(day).replace(" ", "\u00a0"))
+                      for number, day in deducted)
+    return {"deducted": deducted, "deducted_text": words["deducted"].format(invoices=items) if deducted else None}
 
 
 def _currency(invoice: Invoice, words: dict[str, Any], fmt: _Format) -> dict[str, Any]:
@@ -416,7 +419,7 @@ def _currency(invoice: Invoice, words: dict[str, Any], fmt: _Format) -> dict[str
     if invoice.currency == "EUR" or invoice.vat_total_eur is None or invoice.exchange_rate is None:
         return {"vat_total_eur": None, "vat_eur_text": None}
     eur = Money(plain(invoice.vat_total_eur, 2), "EUR")
-    text = words.get("vat_in_eur", "{amount} ({rate}, {day})").format(
+    text = words["vat_in_eur"].format(
         amount=eur.format(fmt.locale),
         rate=f"1 EUR = {fmt.number(trimmed(invoice.exchange_rate, 6))} {invoice.currency}",
         day=fmt.day(invoice.exchange_rate_date) if invoice.exchange_rate_date else "")

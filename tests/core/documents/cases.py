@@ -8,8 +8,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Callable
 
-from jalon.core import invoicing
+from jalon.core import catalog, fx, invoicing
 from jalon.core.db import unit_of_work
+from jalon.core.models import Invoice
 from jalon.core.vat import Vat
 
 from tests.core.documents.helpers import issue
@@ -125,6 +126,41 @@ def _intra_community(Session) -> int:  # noqa: N803
                  entity={"operation_nature": "goods"},
                  client={"country_code": "BE", "siren": None, "vat_number": "BE0403170701",
                          "address_line1": "Rue de la Loi 16", "postcode": "1000", "city": "Bruxelles"})
+
+
+def _deposit(Session) -> int:  # noqa: N803
+    with unit_of_work(Session) as session:
+        invoice = invoicing.create_draft(session, entity=catalog.get_entity(session, "atelier"),
+                                         client=catalog.get_client(session, "lumiere"), actor="finance", deposit=True,
+                                         lines=[line("1800.00", description="Acompte de 30 % à la commande")])
+        return invoicing.issue(session, invoice.id, actor="finance", issue_date=date(2026, 11, 2)).id
+
+
+def _final_after_deposit(Session) -> int:  # noqa: N803
+    deposit_id = _deposit(Session)
+    with unit_of_work(Session) as session:
+        invoice = invoicing.create_draft(session, entity=catalog.get_entity(session, "atelier"),
+                                         client=catalog.get_client(session, "lumiere"), actor="finance",
+                                         deposits=[session.get(Invoice, deposit_id)],
+                                         lines=[line("6000.00", description="Audit d'accessibilité")])
+        return invoicing.issue(session, invoice.id, actor="finance", issue_date=date(2026, 11, 2)).id
+
+
+def _in_dollars(Session) -> int:  # noqa: N803
+    with unit_of_work(Session) as session:
+        fx.set_rate(session, "USD", date(2026, 10, 30), "1.0842", actor="finance")  # a Friday: Monday takes it
+    return issue(Session, line("1234.50", "2", description="Développement"), currency="USD")
+
+
+def _franchise(Session) -> int:  # noqa: N803
+    return issue(Session, line("900.00", description="Illustrations"),
+                 entity={"vat_franchise": True, "vat_number": None, "legal_form": "EI", "share_capital": None,
+                         "rcs": None})
+
+
+def _disbursements(Session) -> int:  # noqa: N803
+    return issue(Session, line("1200.00", description="Atelier de co-conception"),
+                 line("214.60", description="Débours — billets de train", vat=Vat.disbursement()))
 
 
 def _discount(Session) -> int:  # noqa: N803
@@ -287,5 +323,50 @@ CASES: dict[str, Case] = {
          ("//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", ["F2026-00001"]),
          ("//ram:GrandTotalAmount", ["165.00"])],
         absent=["FACTURE", "annule et remplace", "Développement", *NOT_ON_A_CREDIT_NOTE],
+    ),
+    "deposit_invoice": Case(
+        _deposit,
+        ["FACTURE D'ACOMPTE", "F2026-00001", "Acompte de 30 % à la commande", "Net à payer 2 160,00 €", *FR_LEGAL],
+        [("//rsm:ExchangedDocument/ram:TypeCode", ["386"]),
+         ("//ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID", ["S1"]), *FR_XML],
+    ),
+    "final_after_deposit": Case(
+        _final_after_deposit,
+        ["FACTURE", "F2026-00002", "Total TTC 7 200,00 €", "Acomptes déjà versés 2 160,00 €",
+         "Net à payer 5 040,00 €", "Acomptes déduits : facture n° F2026-00001 du 2 novembre 2026.", *FR_LEGAL],
+        [("//rsm:ExchangedDocument/ram:TypeCode", ["380"]),
+         ("//ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID", ["S4"]),
+         ("//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", ["F2026-00001"]),
+         ("//ram:InvoiceReferencedDocument/ram:FormattedIssueDateTime/qdt:DateTimeString", ["20261102"]),
+         ("//ram:TotalPrepaidAmount", ["2160.00"]), ("//ram:DuePayableAmount", ["5040.00"]), *FR_XML],
+        absent=["FACTURE D'ACOMPTE"],
+    ),
+    "foreign_currency": Case(
+        _in_dollars,
+        ["Total TTC 2 962,80 $US", "Total TVA en euros : 455,45 € (taux de change de la BCE du 30 octobre 2026 : "
+         "1 EUR = 1,0842 USD)", *FR_IDENTITY],
+        # BR-FR-CO-12: the accounting currency and the VAT total in it (493.80 USD / 1.0842)
+        [("//ram:InvoiceCurrencyCode", ["USD"]), ("//ram:TaxCurrencyCode", ["EUR"]),
+         ("//ram:TaxTotalAmount[@currencyID='EUR']", ["455.45"]),
+         ("//ram:TaxTotalAmount[@currencyID='USD']", ["493.80"])],
+    ),
+    "franchise_en_base": Case(
+        _franchise,
+        ["TVA non applicable, art. 293 B du CGI", "Total TTC 900,00 €", "SIREN 732829320"],
+        [("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", ["E"]),
+         ("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:ExemptionReasonCode",
+          ["VATEX-FR-FRANCHISE"]),
+         # no VAT number: the SIREN as tax registration (BR-E-02)
+         ("//ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='FC']", ["732829320"]),
+         ("count(//ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA'])", ["0"])],
+        absent=["N° TVA intracommunautaire FR44732829320", "TVA 20 %"],
+    ),
+    "disbursements_beside_taxable_work": Case(
+        _disbursements,
+        ["Débours — billets de train", "Débours : frais engagés au nom et pour le compte du client",
+         "Total HT 1 414,60 €", "Total TVA 240,00 €", "Total TTC 1 654,60 €", *FR_LEGAL],
+        [("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", ["S", "E"]),
+         ("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:ExemptionReasonCode",
+          ["VATEX-EU-79-C"]), *FR_XML],
     ),
 }

@@ -29,7 +29,7 @@ NS = {
 
 def issue(Session, *lines: LineSpec, entity: dict[str, Any] | None = None,  # noqa: N803
           client: dict[str, Any] | None = None, prepaid: str | None = None,
-          purchase_order: str | None = None, on: date = date(2026, 11, 2)) -> int:
+          purchase_order: str | None = None, on: date = date(2026, 11, 2), currency: str | None = None) -> int:
     """Issue an invoice after setting the entity's and the client's columns given."""
     with unit_of_work(Session) as session:
         seller = catalog.get_entity(session, "atelier")
@@ -38,7 +38,7 @@ def issue(Session, *lines: LineSpec, entity: dict[str, Any] | None = None,  # no
             setattr(seller, key, value)
         for key, value in (client or {}).items():
             setattr(buyer, key, value)
-        invoice = draft(session, *lines)
+        invoice = draft(session, *lines, currency=currency)
         invoice.purchase_order_ref = purchase_order
         if prepaid is not None:
             invoice.prepaid_amount = Decimal(prepaid)

@@ -66,11 +66,12 @@ def test_the_figures_of_the_embedded_xml_equal_the_database_totals(issued_case):
 def test_the_printed_totals_equal_the_database_totals(case, issued_case):
     text = pdf_text(issued_case.rendered.pdf)
     locale = "en_GB" if case == "foreign_client_in_english" else "fr_FR"
+    currency = xpath(xml_tree(issued_case.rendered.xml), "//ram:InvoiceCurrencyCode")[0]
     for amount in (issued_case.total_net, issued_case.total_vat, issued_case.total_gross, issued_case.amount_due):
-        printed = _money(amount, locale)
+        printed = _money(amount, locale, currency)
         assert printed in text, (printed, text)
 
 
-def _money(amount: Decimal, locale: str) -> str:
+def _money(amount: Decimal, locale: str, currency: str = "EUR") -> str:
     """An amount as printed, its spaces made plain as pdf_text makes them."""
-    return " ".join(format_currency(amount, "EUR", locale=locale).replace("\u202f", " ").replace("\xa0", " ").split())
+    return " ".join(format_currency(amount, currency, locale=locale).replace("\u202f", " ").replace("\xa0", " ").split())
