@@ -484,6 +484,17 @@ def credit(
             "only an issued invoice can be credited",
             code="invoice_not_creditable",
         )
+    if invoice.deposit:
+        final = session.execute(
+            select(Invoice.number, Invoice.id).join(InvoiceDeposit, InvoiceDeposit.invoice_id == Invoice.id)
+            .where(InvoiceDeposit.deposit_id == invoice.id, Invoice.status != "cancelled")
+        ).first()
+        if final is not None:
+            raise Conflict(
+                f"deposit invoice {invoice.number} is deducted by invoice {final.number or final.id}: "
+                "correct the final invoice first (a credit note of it, or cancel its draft)",
+                code="deposit_deducted",
+            )
     if lines is None:
         lines = [
             LineSpec(line.description, line.quantity, line.unit_price, line.unit, line.vat) for line in invoice.lines

@@ -236,3 +236,13 @@ def test_a_deposit_invoice_deducts_nothing(world):
                                client=catalog.get_client(session, "lumiere"), lines=[line("10.00")],
                                actor="finance", deposit=True, prepaid_amount="5")
     _refused(world, both, "invalid_deposit")
+
+
+def test_a_deducted_deposit_cannot_be_credited_under_its_final_invoice(world):
+    with unit_of_work(world) as session:
+        deposit = _deposit(session)
+        _final(session, deposit)
+        deposit_id = deposit.id
+    error = _refused(world, lambda s: invoicing.credit(s, deposit_id, actor="finance", reason="x",
+                                                       issue_date=date(2026, 11, 2)), "deposit_deducted")
+    assert "F2026-00001" in str(error)
