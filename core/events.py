@@ -23,11 +23,15 @@ class TaskEvent:
     task_type: str | None = None
     labels: tuple[str, ...] = ()
     event_id: str | None = None
+    # the broader projects the task belongs to, most specific first, tried in turn when no
+    # mapping names ``project_ref`` (ClickUp: a task's list, then its folder, then its space)
+    project_parents: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must carry a timezone")
         object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "project_parents", tuple(self.project_parents))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

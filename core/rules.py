@@ -95,10 +95,14 @@ def _candidates_query(labels: bool, task_type: bool):  # type: ignore[no-untyped
     return query
 
 
-def find_mapping(session: Session, integration: Integration, project_ref: str) -> Mapping | None:
-    return session.execute(
-        _MAPPING, {"integration_id": integration.id, "project_ref": project_ref}
-    ).scalar_one_or_none()
+def find_mapping(session: Session, integration: Integration, project_ref: str,
+                 parents: tuple[str, ...] = ()) -> Mapping | None:
+    """The mapping of the project, or else of the first of its broader projects that has one."""
+    for ref in (project_ref, *parents):
+        found = session.execute(_MAPPING, {"integration_id": integration.id, "project_ref": ref}).scalar_one_or_none()
+        if found is not None:
+            return found
+    return None
 
 
 def apply_event(session: Session, event: CoreEvent) -> Outcome:
@@ -115,7 +119,7 @@ def apply_event(session: Session, event: CoreEvent) -> Outcome:
         if known is None:
             return Outcome(event, "ignored", f"worklog {event.worklog_ref} was never billed here")
         event = replace(event, project_ref=known.project_ref, task_ref=known.task_ref)
-    mapping = find_mapping(session, integration, event.project_ref)
+    mapping = find_mapping(session, integration, event.project_ref, event.project_parents)
     if mapping is None:
         return Outcome(event, "ignored", f"project {event.project_ref!r} is not mapped to a contract")
     if isinstance(event, (TaskCompleted, TaskReopened)):

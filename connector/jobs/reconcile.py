@@ -42,7 +42,7 @@ from jalon.core.models import Delivery, Integration, Mapping, SourceCursor
 
 from jalon.connector.plugin.manager import sources
 from jalon.connector.plugin.types import IntegrationView, JobSpec
-from jalon.connector.relay.intake import integration_view
+from jalon.connector.relay.intake import integration_view, mapped_done_statuses
 from jalon.connector.relay.worker import RECONCILE
 from jalon.connector.runtime import Runtime
 
@@ -116,13 +116,15 @@ def _targets(runtime: Runtime, source: str, now: datetime) -> list[_Target]:
             .order_by(Integration.key)
         ).all()
         targets = []
+        statuses = mapped_done_statuses(session, [integration.id for integration, _last in rows])
         for integration, last_success in rows:
             projects = sorted(set(session.execute(
                 select(Mapping.pm_project).where(Mapping.integration_id == integration.id)).scalars()))
             if projects and integration.base_url:
                 since = (last_success or now - FIRST_LOOKBACK) - OVERLAP
-                targets.append(_Target(integration.id, integration_view(integration, runtime.settings, now),
-                                       projects, since))
+                view = integration_view(integration, runtime.settings, now,
+                                        mapped_done_statuses=statuses.get(integration.id, ()))
+                targets.append(_Target(integration.id, view, projects, since))
         return targets
 
 

@@ -60,6 +60,10 @@ class IntegrationView:
     # while the rotation overlap lasts
     secrets: tuple[str, ...] = ()
     credentials: Mapping[str, Any] = field(default_factory=dict)
+    # the statuses the integration's mappings name as done ("livré", "validé client"):
+    # a source whose statuses have no done category of their own reads them as completions
+    # (the core then narrows per mapping); given when deliveries are translated and reconciled
+    mapped_done_statuses: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never shows the secrets or credentials
         return f"IntegrationView(key={self.key!r}, source={self.source!r})"

@@ -41,7 +41,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -53,7 +53,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from jalon.core.db import make_engine
-from jalon.core.models import Integration
+from jalon.core.models import Integration, Mapping as MappingRow
 from jalon.core.types import utcnow
 
 from jalon.connector.relay.inbox import INTEGRATION_COLUMNS, STALE, open_inbox
@@ -98,11 +98,13 @@ def accepted_secrets(integration: Any, settings: Settings, now: datetime) -> tup
     return tuple(secrets)
 
 
-def integration_view(integration: Any, settings: Settings, now: datetime) -> IntegrationView:
+def integration_view(integration: Any, settings: Settings, now: datetime, *,
+                     mapped_done_statuses: Sequence[str] = ()) -> IntegrationView:
     """The read-only view a plugin gets of an integration (a row or an ORM
     object): its settings and credentials are copies behind read-only
     mappings, so that a view shared between requests cannot be changed."""
     return IntegrationView(
+        mapped_done_statuses=tuple(mapped_done_statuses),
         key=integration.key,
         source=integration.source,
         name=integration.name,
@@ -111,6 +113,17 @@ def integration_view(integration: Any, settings: Settings, now: datetime) -> Int
         secrets=accepted_secrets(integration, settings, now),
         credentials=MappingProxyType(dict(integration.credentials or {})),
     )
+
+
+def mapped_done_statuses(session: Any, integration_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """Per integration, the done statuses its mappings name (each once, in mapping order)."""
+    found: dict[int, list[str]] = {}
+    rows = session.execute(select(MappingRow.integration_id, MappingRow.done_statuses)
+                           .where(MappingRow.integration_id.in_(list(integration_ids))).order_by(MappingRow.id))
+    for integration_id, statuses in rows:
+        known = found.setdefault(integration_id, [])
+        known.extend(status for status in statuses or () if status not in known)
+    return {key: tuple(value) for key, value in found.items()}
 
 
 def stored_headers(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:

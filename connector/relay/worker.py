@@ -47,7 +47,7 @@ from jalon.connector.outbox import notify
 
 from jalon.connector import backoff as retry
 from jalon.connector.redaction import scrub
-from jalon.connector.relay.intake import integration_view
+from jalon.connector.relay.intake import integration_view, mapped_done_statuses
 from jalon.connector.plugin.types import DeliveryView, IntegrationView, Translation, Unreadable
 from jalon.connector.runtime import Runtime
 from jalon.connector.settings import Settings
@@ -130,12 +130,14 @@ def claim(runtime: Runtime, *, owner: str, limit: int, now: datetime | None = No
             .where(Delivery.id.in_(ids), Delivery.lease_token == token)
             .order_by(Delivery.next_attempt_at, Delivery.id)
         ).all()
+        statuses = mapped_done_statuses(session, [integration.id for _delivery, integration in rows])
         return [Claimed(
             id=delivery.id,
             token=token,
             attempts=delivery.attempts,
             delivery=_view(delivery, integration),
-            integration=integration_view(integration, settings, now),
+            integration=integration_view(integration, settings, now,
+                                         mapped_done_statuses=statuses.get(integration.id, ())),
             integration_id=integration.id,
             origin=delivery.origin,
         ) for delivery, integration in rows]

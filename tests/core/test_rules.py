@@ -201,6 +201,21 @@ def test_an_event_of_an_unmapped_project_is_ignored(world):
     assert _invoices(world) == []
 
 
+def _nested(task: str, project: str, parents: tuple[str, ...]) -> TaskCompleted:
+    return TaskCompleted(integration="jira-atelier", project_ref=project, project_parents=parents, task_ref=task,
+                         occurred_at=at(), status="Done")
+
+
+def test_a_task_of_a_nested_project_is_billed_under_its_first_mapped_parent(world):
+    """ClickUp's list, folder, space: the mapping of the most specific that has one applies."""
+    event = _nested("WEB-1", "list:901", ("folder:55", "WEB"))
+    [outcome] = _apply(world, event)
+    assert outcome.effect == "milestone_done"
+    unmapped = _nested("WEB-2", "list:902", ("folder:56", "space:9"))
+    [outcome] = _apply(world, unmapped)
+    assert outcome.effect == "ignored" and "'list:902'" in outcome.detail
+
+
 def test_an_event_of_an_unknown_integration_is_ignored(world):
     event = TaskCompleted(integration="clickup-x", project_ref="WEB", task_ref="WEB-1", occurred_at=at(),
                           status="Done")
@@ -356,3 +371,10 @@ def test_reopening_an_auto_issued_milestone_leaves_its_invoice_issued(policy):
     [done, reopen] = _apply(policy, completed("WEB-1"), reopened("WEB-1"))
     assert reopen.effect == "reopened_after_issue"
     assert _invoices(policy) == [("M1", "issued")]
+
+
+def test_an_events_parents_survive_its_json_codec():
+    from jalon.core.events import event_from_json, event_to_json
+
+    event = _nested("WEB-1", "list:901", ("folder:55", "space:9"))
+    assert event_from_json(event_to_json(event)) == event

@@ -163,6 +163,12 @@ def _disbursements(Session) -> int:  # noqa: N803
                  line("214.60", description="Débours — billets de train", vat=Vat.disbursement()))
 
 
+def _consumer(Session) -> int:  # noqa: N803
+    return issue(Session, line("450.00", description="Audit de site personnel"),
+                 client={"name": "Claire Martin", "siren": None, "vat_number": None,
+                         "billing_emails": ["claire.martin@example.fr"]})
+
+
 def _discount(Session) -> int:  # noqa: N803
     return issue(Session, line("1000.00", "2", description="Développement"),
                  line("-200.00", description="Remise commerciale"))
@@ -368,5 +374,15 @@ CASES: dict[str, Case] = {
         [("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", ["S", "E"]),
          ("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:ExemptionReasonCode",
           ["VATEX-EU-79-C"]), *FR_XML],
+    ),
+    "consumer_without_siren": Case(
+        _consumer,
+        ["Claire Martin", "Total TTC 540,00 €", *FR_LEGAL],
+        # B2C: no SIREN for BR-FR-11 to ask; reached at her e-mail (BT-49, scheme EM)
+        [("//rsm:ExchangedDocument/ram:IncludedNote[ram:SubjectCode='BAR']/ram:Content", ["B2C"]),
+         ("//ram:BuyerTradeParty/ram:URIUniversalCommunication/ram:URIID[@schemeID='EM']",
+          ["claire.martin@example.fr"]),
+         ("count(//ram:BuyerTradeParty/ram:SpecifiedLegalOrganization)", ["0"])],
+        absent=["SIREN 552100554"],
     ),
 }
