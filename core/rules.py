@@ -8,12 +8,13 @@ event after a newer one, changes nothing the second time.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from babel.numbers import format_percent
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -77,8 +78,8 @@ def _candidates_query(labels: bool, task_type: bool):  # type: ignore[no-untyped
         conditions = [Milestone.match_task_id == bindparam("task_ref")]
         if labels:
             conditions.append(Milestone.match_label.in_(bindparam("labels", expanding=True)))
-        if task_type:
-            conditions.append(Milestone.match_task_type == bindparam("task_type"))
+        if task_type:  # "Milestone", "milestone": a task type as people type it
+            conditions.append(func.lower(Milestone.match_task_type) == bindparam("task_type"))
         query = (
             select(Milestone)
             .where(
@@ -119,6 +120,16 @@ def apply_event(session: Session, event: CoreEvent) -> Outcome:
         if known is None:
             return Outcome(event, "ignored", f"worklog {event.worklog_ref} was never billed here")
         event = replace(event, project_ref=known.project_ref, task_ref=known.task_ref)
+    if isinstance(event, TaskDeleted) and not event.project_ref:
+        # a task the tool no longer shows (its project unknown): the milestone it completed knows
+        bound = session.execute(
+            select(Mapping.pm_project).join(Milestone, Milestone.contract_id == Mapping.contract_id)
+            .where(Mapping.integration_id == integration.id, Milestone.task_ref == event.task_ref)
+            .order_by(Mapping.id).limit(1)
+        ).scalar_one_or_none()
+        if bound is None:
+            return Outcome(event, "ignored", f"task {event.task_ref} completed no milestone")
+        event = replace(event, project_ref=bound)
     mapping = find_mapping(session, integration, event.project_ref, event.project_parents)
     if mapping is None:
         return Outcome(event, "ignored", f"project {event.project_ref!r} is not mapped to a contract")
@@ -164,8 +175,14 @@ def _advance_task_state(session: Session, integration: Integration, event: TaskE
 def _is_done_status(mapping: Mapping, status: str | None) -> bool:
     if not mapping.done_statuses:
         return True  # the source already said the task entered its done category
-    wanted = {s.casefold() for s in mapping.done_statuses}
-    return (status or "").casefold() in wanted
+    wanted = {_status_key(s) for s in mapping.done_statuses}
+    return _status_key(status or "") in wanted
+
+
+def _status_key(status: str) -> str:
+    """A status as people mean it: "Livré" typed with a composed or a combining accent,
+    in any case, is one status."""
+    return unicodedata.normalize("NFC", status).casefold().strip()
 
 
 def _bound_milestone(session: Session, mapping: Mapping, task_ref: str) -> Milestone | None:
@@ -182,7 +199,7 @@ def _select_milestone(session: Session, mapping: Mapping, event: TaskCompleted) 
     if event.labels:
         parameters["labels"] = list(event.labels)
     if event.task_type:
-        parameters["task_type"] = event.task_type
+        parameters["task_type"] = event.task_type.lower()
     candidates = session.execute(
         _candidates_query(bool(event.labels), bool(event.task_type)), parameters
     ).scalars().all()
@@ -195,7 +212,7 @@ def _select_milestone(session: Session, mapping: Mapping, event: TaskCompleted) 
                 return milestone
             if selector == "match_label" and value in event.labels:
                 return milestone
-            if selector == "match_task_type" and value == event.task_type:
+            if selector == "match_task_type" and value.lower() == (event.task_type or "").lower():
                 return milestone
     return None
 

@@ -378,3 +378,30 @@ def test_an_events_parents_survive_its_json_codec():
 
     event = _nested("WEB-1", "list:901", ("folder:55", "space:9"))
     assert event_from_json(event_to_json(event)) == event
+
+
+def test_a_task_type_matches_whatever_its_case(world):
+    [outcome] = _apply(world, completed(task="WEB-9", task_type="release"))  # the milestone says "Release"
+    assert outcome.effect == "milestone_done"
+    assert _milestones(world)["M3"] == ("done", "WEB-9")
+
+
+def test_a_done_status_matches_whatever_its_accents_composition_and_case(world):
+    from jalon.core import catalog
+
+    with unit_of_work(world) as session:
+        catalog.upsert_mapping(session, {**MAPPING, "done_statuses": ["Livre\u0301"]}, actor="admin")  # combining
+    [outcome] = _apply(world, completed(status="LIVRÉ"))
+    assert outcome.effect == "milestone_done"
+
+
+def test_the_deletion_of_a_task_the_tool_no_longer_locates_reaches_its_milestone(world):
+    from jalon.core.events import TaskDeleted
+
+    _apply(world, completed())
+    gone = TaskDeleted(integration="jira-atelier", project_ref="", task_ref="WEB-1", occurred_at=at(5))
+    [outcome] = _apply(world, gone)
+    assert outcome.effect == "task_deleted" and outcome.milestone_id is not None
+    stranger = TaskDeleted(integration="jira-atelier", project_ref="", task_ref="WEB-404", occurred_at=at(5))
+    [outcome] = _apply(world, stranger)
+    assert outcome.effect == "ignored" and "completed no milestone" in outcome.detail
