@@ -50,6 +50,17 @@ def secret_keys() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_budgets() -> Iterator[None]:
+    """The process's request budgets (per token) start empty in each test: one test's
+    calls never make another wait."""
+    from jalon.connector.net.http import RATE_BUDGETS
+
+    RATE_BUDGETS.clear()
+    yield
+    RATE_BUDGETS.clear()
+
+
+@pytest.fixture(autouse=True)
 def run_secret_keys(secret_keys: str) -> Iterator[None]:
     """Each test ends with the run's key back, whatever keys it used."""
     yield

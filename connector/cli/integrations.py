@@ -100,7 +100,9 @@ def _pairs(parse: Callable[[str, str], Any]) -> Callable[[click.Context, click.P
 
 def _common_options() -> list[click.Option]:
     return [
-        click.Option(["--site"], required=True, metavar="URL", help="The tool's site, e.g. https://acme.example.net."),
+        click.Option(["--site"], default=None, metavar="URL",
+                     help="The tool's site, e.g. https://acme.example.net (default: the integration's, else the "
+                          "address the plugin gives for a tool with one API for everyone, such as ClickUp)."),
         click.Option(["--key"], required=True, help="The integration's key (the <key> of /hooks/<source>/<key>)."),
         click.Option(["--name"], default=None, help="A display name (default: the key)."),
         click.Option(["--project", "projects"], multiple=True, metavar="KEY",
@@ -135,7 +137,7 @@ def _connect_command(spec: Any) -> click.Command:
             help=f"{option.help} ({option.into[:-1]} {option.key})".strip()))
 
     @click.pass_obj
-    def callback(obj: Context, site: str, key: str, name: str | None, projects: tuple[str, ...],
+    def callback(obj: Context, site: str | None, key: str, name: str | None, projects: tuple[str, ...],
                  public_url: str | None, register: bool, settings: dict[str, Any], credentials: dict[str, Any],
                  **named: Any) -> None:
         given = {"settings": dict(settings), "credentials": dict(credentials)}
@@ -157,7 +159,7 @@ def _connect_command(spec: Any) -> click.Command:
              f"its webhook in the tool.")
 
 
-def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, projects: tuple[str, ...],
+def _connect(obj: Context, spec: Any, *, site: str | None, key: str, name: str | None, projects: tuple[str, ...],
              public_url: str | None, register: bool, settings: Mapping[str, Any],
              credentials: Mapping[str, Any]) -> None:
     import secrets as secrets_module
@@ -167,7 +169,7 @@ def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, 
     from jalon.connector.integrations import checker, setting_default, settings_schema
     from jalon.connector.net.http import RemoteError
     from jalon.connector.net.ssrf import UrlNotAllowed
-    from jalon.connector.plugin.types import PermanentFailure
+    from jalon.connector.plugin.types import Connected, PermanentFailure
     from jalon.connector.relay.intake import integration_view
     from jalon.connector.runtime import build_runtime
     from jalon.core import catalog
@@ -189,6 +191,10 @@ def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, 
                     kept_credentials = dict(existing.credentials or {})
                     if existing.source == source:  # else the catalog refuses the change of source
                         kept_settings = dict(existing.settings or {})
+                site = site or (existing.base_url if existing is not None and existing.source == source
+                                else None) or getattr(spec, "base_url", None)
+                if not site:
+                    raise click.UsageError(f"Missing option '--site': the address of the {spec.title} site")
                 merged = {**kept_settings, **settings}
                 for option in spec.connect_options:  # what the plugin offers at connect time is written out
                     if option.into == "settings" and option.key not in merged:
@@ -227,7 +233,7 @@ def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, 
             # the integration's own SSRF policy (its allow_private_network), as every other call to the tool
             http = runtime.rest_client(view, max_retries=1, max_wait=5.0)
             try:
-                lines = hooks.jalon_source_connect(
+                answer = hooks.jalon_source_connect(
                     source=source, integration=view, webhook_url=webhook_url, projects=chosen, http=http)
             except UrlNotAllowed as error:
                 click.echo(f"error [url_not_allowed]: {error.message}", err=True)
@@ -241,10 +247,22 @@ def _connect(obj: Context, spec: Any, *, site: str, key: str, name: str | None, 
                 sys.exit(1)
             finally:
                 http.session.close()
-            if lines is None:
+            if answer is None:
                 click.echo(f"the {source} plugin cannot register webhooks: point the tool at {webhook_url}")
                 return
+            lines, chosen_secret = (answer.lines, answer.secret) if isinstance(answer, Connected) else (answer, None)
+            if chosen_secret:  # the tool generated the secret it signs with (ClickUp): it becomes the integration's
+                with unit_of_work(runtime.sessionmaker) as session:
+                    integration, _ = catalog.upsert_integration(session, {**data, "secret": chosen_secret},
+                                                                actor="cli", check=checker(runtime.pm))
+                    if generated:  # the secret made above was never given to any tool: nothing to keep accepting
+                        integration.previous_secret = None
+                        integration.secret_rotated_at = None
+                    kept = integration.previous_secret is not None
+                click.echo(f"secret: the one {spec.title} generated for the webhook, stored (write-only, not shown)"
+                           + (f"; the previous one is accepted for {runtime.settings.secret_overlap_hours} more "
+                              "hours" if kept else ""))
             for line in lines:
-                click.echo(line)
+                click.echo(scrub(line, (*view.secrets, chosen_secret or "")))
         finally:
             runtime.dispose()

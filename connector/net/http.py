@@ -3,8 +3,12 @@ signed callbacks.
 
 A default timeout on every call; retries with exponential backoff on 429, 502,
 503, 504 and connection errors, honouring ``Retry-After`` (seconds or an HTTP
-date) up to ``max_wait`` seconds in-process; beyond that, :class:`RateLimited`
+date) or, without one, ``X-RateLimit-Reset`` (ClickUp: the Unix time the window
+resets) up to ``max_wait`` seconds in-process; beyond that, :class:`RateLimited`
 carries ``retry_after`` so the caller reschedules instead of holding a thread.
+A client may also pace itself (:class:`RateBudget`, one per credentials in the
+process: ``client.using(auth, per_minute=100)``) so that a long read never
+bursts past the tool's quota.
 Errors form a small hierarchy that callers map to their own decisions::
 
     RemoteError
@@ -41,8 +45,10 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -63,6 +69,11 @@ CACHE_TTL_SECONDS = 300.0
 CACHE_MAX_ENTRIES = 4096
 # a paginated read stops here, whatever the remote side says: no endless loop
 DEFAULT_MAX_PAGES = 200
+# the window of per-minute quotas (ClickUp: 100 requests a minute per token)
+RATE_WINDOW_SECONDS = 60.0
+# an X-RateLimit-Reset further away than this is misread (another unit, a wrong clock):
+# quotas are per minute, so no wait it implies is longer
+RATE_LIMIT_RESET_CAP = 60.0
 
 
 class RemoteError(Exception):
@@ -117,6 +128,108 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def parse_rate_limit_reset(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from an ``X-RateLimit-Reset`` header: the Unix time (in
+    seconds, or milliseconds) the quota's window resets, read against ``now``
+    (Unix seconds); a small number is taken as seconds left. Never negative,
+    at most :data:`RATE_LIMIT_RESET_CAP`."""
+    if not value:
+        return None
+    try:
+        when = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(when) or when < 0:
+        return None
+    if when > 1e11:  # milliseconds
+        when /= 1000.0
+    left = when if when < 1e9 else when - now  # before 2001: a delay, not a date
+    return min(RATE_LIMIT_RESET_CAP, max(0.0, left))
+
+
+def _header_int(response: requests.Response, name: str) -> int | None:
+    value = (response.headers.get(name) or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+class RateBudget:
+    """A request budget: at most ``per_minute`` requests in any minute, and
+    spread out (at most ``burst`` requests, a quarter of the minute's by
+    default, in the share of the minute they stand for), so that a long read
+    (a reconciliation over many lists) never bursts past a tool's quota. When
+    the tool says little is left (``X-RateLimit-Remaining`` at or below
+    ``low``), what is left is spread over the time until its window resets.
+    Thread-safe; one per credentials (:class:`RateBudgets`), since tools
+    count per token. Requests wait their turn (``reserve``) before they go."""
+
+    def __init__(self, per_minute: int, *, burst: int | None = None, low: int | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        if per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self.per_minute = per_minute
+        self.burst = max(1, min(per_minute, burst if burst is not None else per_minute // 4))
+        self.low = low if low is not None else max(1, per_minute // 20)
+        self.clock = clock
+        self._sent: deque[float] = deque(maxlen=per_minute)  # when the last requests went (or will go)
+        self._not_before = -math.inf
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RateBudget(per_minute={self.per_minute}, burst={self.burst})"
+
+    def reserve(self, *, max_wait: float = math.inf) -> float:
+        """Book the next request and return the seconds to wait before sending
+        it (0: at once). A wait longer than ``max_wait`` is returned without
+        booking anything: the caller does not send."""
+        with self._lock:
+            now = self.clock()
+            sent = self._sent
+            at = max(now, self._not_before, sent[-1] if sent else now)
+            if len(sent) >= self.burst:
+                at = max(at, sent[-self.burst] + self.burst * RATE_WINDOW_SECONDS / self.per_minute)
+            if len(sent) == self.per_minute:
+                at = max(at, sent[0] + RATE_WINDOW_SECONDS)
+            if at - now > max_wait:
+                return at - now
+            sent.append(at)
+            return at - now
+
+    def observe(self, remaining: int | None, reset_in: float | None) -> None:
+        """What the tool said is left of its quota, and the seconds until its
+        window resets: when little is left, the next request waits its share."""
+        if remaining is None or reset_in is None or remaining > self.low:
+            return
+        with self._lock:
+            self._not_before = max(self._not_before, self.clock() + reset_in / (remaining + 1))
+
+
+class RateBudgets:
+    """Budgets, one per credentials and rate: two integrations sharing a
+    token share its quota. The connector's clients share the process's
+    (:data:`RATE_BUDGETS`, given by :func:`client_for`); a client made
+    otherwise has its own."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._items: dict[tuple[str, int], RateBudget] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, per_minute: int) -> RateBudget:
+        with self._lock:
+            budget = self._items.get((key, per_minute))
+            if budget is None:
+                budget = self._items[(key, per_minute)] = RateBudget(per_minute, clock=self.clock)
+            return budget
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# the process's budgets, shared by every client that paces itself
+RATE_BUDGETS = RateBudgets()
 
 
 class Auth(AuthBase):
@@ -228,6 +341,8 @@ class RestClient:
         sleep: Callable[[float], None] = time.sleep,
         cache: LookupCache | None = None,
         cache_scope: str = "",
+        clock: Callable[[], float] = time.time,
+        budgets: RateBudgets | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
         self.timeout = timeout
@@ -236,6 +351,9 @@ class RestClient:
         self.backoff_base = backoff_base
         self.max_wait = max_wait
         self.sleep = sleep
+        self.clock = clock  # the wall clock, to read X-RateLimit-Reset
+        self.budgets = budgets if budgets is not None else RateBudgets()
+        self.budget: RateBudget | None = None  # set by using(..., per_minute=)
         self.auth = auth
         self.cache = cache
         self.cache_scope = cache_scope
@@ -251,10 +369,16 @@ class RestClient:
     def __repr__(self) -> str:  # credentials may sit in the session: never shown
         return f"RestClient(base_url={self.base_url!r})"
 
-    def using(self, auth: Auth | None) -> RestClient:
-        """This client (same session, policy, retries and cache) authenticating with ``auth``."""
+    def using(self, auth: Auth | None, *, per_minute: int | None = None) -> RestClient:
+        """This client (same session, policy, retries and cache) authenticating
+        with ``auth``; with ``per_minute``, paced by the budget those
+        credentials share in the process (:class:`RateBudget`)."""
         twin = copy.copy(self)
         twin.auth = auth
+        twin.budget = None
+        if per_minute is not None:
+            key = auth.fingerprint if auth is not None and auth.fingerprint else f"{self.cache_scope}|{self.base_url}"
+            twin.budget = self.budgets.get(key, per_minute)
         return twin
 
     def close(self) -> None:
@@ -307,6 +431,8 @@ class RestClient:
             raise
         except (OSError, UnicodeError) as error:
             raise Unavailable(f"{where}: cannot resolve the host ({type(error).__name__})") from None
+        if self.budget is not None:
+            self._pace(where)
         try:
             response = self.session.request(method, url, timeout=self.timeout, auth=self.auth,
                                             allow_redirects=False, **kwargs)
@@ -315,11 +441,24 @@ class RestClient:
         except requests.ConnectionError as error:
             cause = type(error.__cause__ or error).__name__
             raise Unavailable(f"{where}: connection failed ({cause})") from None
+        if self.budget is not None:
+            self.budget.observe(_header_int(response, "X-RateLimit-Remaining"),
+                                parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"), now=self.clock()))
         if response.status_code >= 400:
             raise self._error(where, response)
         if 300 <= response.status_code < 400:
             raise self._redirected(where, url, response)
         return response
+
+    def _pace(self, where: str) -> None:
+        """Wait for this request's turn in the budget; a turn further away than
+        ``max_wait`` is not waited for in-process: :class:`RateLimited`."""
+        assert self.budget is not None
+        wait = self.budget.reserve(max_wait=self.max_wait)
+        if wait > self.max_wait:
+            raise RateLimited(f"{where}: request budget spent, retry after {wait:.0f} s", retry_after=wait)
+        if wait > 0:
+            self.sleep(wait)
 
     @staticmethod
     def _redirected(where: str, url: str, response: requests.Response) -> Redirected:
@@ -337,6 +476,8 @@ class RestClient:
     def _error(self, where: str, response: requests.Response) -> RemoteError:
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is None and status == 429:
+            retry_after = parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"), now=self.clock())
         message = f"{where}: HTTP {status}" + (f", retry after {retry_after:.0f} s" if retry_after is not None else "")
         kind: type[RemoteError] = RemoteError
         if status in (401, 403):
@@ -450,10 +591,12 @@ def allows_private_network(integration: Any) -> bool:
 
 
 def client_for(integration: Any, *, timeout: float, cache: LookupCache | None = None, max_retries: int = 3,
-               max_wait: float = DEFAULT_MAX_WAIT) -> RestClient:
+               max_wait: float = DEFAULT_MAX_WAIT, budgets: RateBudgets | None = None) -> RestClient:
     """The REST client for an integration's tool, bound to its ``base_url``,
-    with the integration's SSRF policy: the one way the worker, the
-    dispatcher, ``jalon integrations connect`` and the scheduled jobs build one."""
+    with the integration's SSRF policy and the process's request budgets
+    (unless given others): the one way the worker, the dispatcher, ``jalon
+    integrations connect`` and the scheduled jobs build one."""
     return RestClient(integration.base_url, timeout=timeout, max_retries=max_retries, max_wait=max_wait,
                       allow_private_network=allows_private_network(integration), cache=cache,
-                      cache_scope=f"{integration.key}|{integration.base_url or ''}")
+                      cache_scope=f"{integration.key}|{integration.base_url or ''}",
+                      budgets=budgets if budgets is not None else RATE_BUDGETS)

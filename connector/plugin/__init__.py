@@ -35,6 +35,7 @@ from jalon.connector.plugin.types import (
     Attachment,
     ChannelSpec,
     Comment,
+    Connected,
     ConnectOption,
     DeliveryView,
     IntegrationSettings,
@@ -51,7 +52,7 @@ from jalon.connector.plugin.types import (
 )
 
 __all__ = [
-    "Attachment", "Auth", "BadResponse", "BasicAuth", "BearerAuth", "ChannelSpec", "Comment", "ConnectOption",
+    "Attachment", "Auth", "BadResponse", "BasicAuth", "BearerAuth", "ChannelSpec", "Comment", "Connected", "ConnectOption",
     "DeliveryView", "IntegrationSettings", "IntegrationView", "JobTick", "JobSpec", "NotFound", "OutboxView",
     "PermanentFailure", "QueryTokenAuth", "RateLimited", "Redirected", "RemoteError", "RestClient", "RetryLater",
     "SendResult", "SourceSpec", "Translation", "Unauthorized", "Unavailable", "Unreadable", "UrlNotAllowed",

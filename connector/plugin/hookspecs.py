@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from jalon.connector.plugin.types import (
         ChannelSpec,
         Comment,
+        Connected,
         DeliveryView,
         IntegrationView,
         JobSpec,
@@ -110,14 +111,18 @@ def jalon_source_comment(
 @hookspec(firstresult=True)
 def jalon_source_connect(
     source: str, integration: IntegrationView, webhook_url: str, projects: Sequence[str], http: RestClient
-) -> Sequence[str] | None:
+) -> Sequence[str] | Connected | None:
     """Register the connector's webhook in the PM tool, for ``jalon
     integrations connect``: the integration was just created or updated (its
     current secret is ``integration.secrets[0]``, its admin credentials in
     ``integration.credentials``), ``webhook_url`` is where the tool must send
     (``<public-url>/hooks/<source>/<key>``) and ``projects`` the PM projects to
     filter on. Return the lines telling the admin what was done (never a
-    secret), or None for another's source. Raise
+    secret), or :class:`~jalon.connector.plugin.types.Connected` with those
+    lines and the secret the tool generated, when the tool chooses it (the
+    connector stores it as the integration's new secret, keeping the one
+    before it for the rotation overlap, and never prints it); None for
+    another's source. Raise
     :class:`~jalon.connector.net.http.RemoteError` or
     :class:`~jalon.connector.plugin.types.PermanentFailure` when the tool
     refuses: the command reports it and exits 1."""

@@ -40,6 +40,9 @@ class SourceSpec:
     settings_schema: type | None = None  # a marshmallow Schema for Integration.settings
     # options of `jalon integrations connect <name>` (credentials, settings)
     connect_options: tuple[ConnectOption, ...] = ()
+    # the tool's API address when it is the same for everyone (ClickUp's): the
+    # integration's base_url when `jalon integrations connect` is given no --site
+    base_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,20 @@ class OutboxView:
 @dataclass(frozen=True, slots=True)
 class SendResult:
     external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """What ``jalon_source_connect`` did: the lines telling the admin, and the
+    webhook secret the tool generated when it chooses the secret itself
+    (ClickUp), which the connector stores as the integration's new secret
+    (never printed). A plain sequence of lines still works."""
+
+    lines: Sequence[str]
+    secret: str | None = None
+
+    def __repr__(self) -> str:  # never shows the secret
+        return f"Connected(lines={list(self.lines)!r}, secret={'***' if self.secret else None})"
 
 
 @dataclass(frozen=True, slots=True)
