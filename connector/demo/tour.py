@@ -7,7 +7,11 @@ worklog's issue from a local stand-in of Jira's REST API); finance's
 notification and the comment for Jira wait in the outbox. Finance approves the
 draft with the one-click link of its notification, which issues it. A second
 milestone task is completed in Jira with no webhook sent: the reconciliation
-job asks Jira what changed and bills it through the inbox. A partial payment
+job asks Jira what changed and bills it through the inbox. Then ClickUp
+(jalon.connector.demo.clickup_standin): a Milestone task moved to a custom
+closed status, the duplicates ClickUp sends for it, time tracked and edited,
+a forged delivery; the milestone is drafted (left for finance) and the
+comment posted back to ClickUp's stand-in, through one 429. A partial payment
 arrives, and the invoice is printed. An invoice in English under the
 reverse charge, and a credit note correcting part of it, are issued too,
 then the kinds of invoice the French rules treat differently (a deposit and
@@ -26,7 +30,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from jalon.connector.configfile import apply_file
 from jalon.connector.demo.kinds import issue_kinds
@@ -104,6 +108,7 @@ def _steps(engine, config_path: Path, echo: Echo, out_dir: Path | None) -> str: 
         echo(f"    {section:<13} {counts['created']} created")
 
     invoice_id = _through_jira(engine, Session, step, echo)
+    _through_clickup(engine, Session, step, echo)
     with unit_of_work(Session) as session:
         invoice = session.get(Invoice, invoice_id)
         assert invoice is not None and invoice.number is not None
@@ -237,6 +242,140 @@ def _through_jira(engine, Session, step: _Steps, echo: Echo) -> int:  # type: ig
     if not drafts:
         raise Invalid("the demo milestone was not drafted", code="demo_failed")
     return int(drafts[0].outcomes[0]["invoice_id"])
+
+
+def _through_clickup(engine, sessions, step: _Steps, echo: Echo) -> None:  # type: ignore[no-untyped-def]
+    """ClickUp sends signed webhooks to the running app: a Milestone task moved
+    to the custom closed status « Livré » (with the generic taskUpdated ClickUp
+    sends beside it, and a retry: one change, one delivery), time tracked then
+    edited (milliseconds, as strings), and a forged one. The worker applies
+    them, fetching each task from a local stand-in of ClickUp's REST API for
+    its list, folder, space and type; the milestone is drafted (and left for
+    finance: not issued here), and the dispatcher posts the comment back to
+    ClickUp, waiting once when ClickUp says the token's quota is spent."""
+    import time
+    from dataclasses import replace
+    from datetime import UTC, timedelta
+
+    import requests
+    from jalon.connector.app import create_app
+    from jalon.connector.demo import clickup_standin as demo_clickup
+    from jalon.connector.demo.jira_standin import served
+    from jalon.connector.outbox.dispatcher import send_these
+    from jalon.connector.relay.worker import process_once
+    from jalon.connector.settings import Settings
+    from jalon.core.catalog import get_integration, upsert_integration
+    from jalon.core.models import Delivery, OutboxMessage, TimeEntry
+
+    key = "clickup-atelier"
+    now = datetime.now(UTC)
+    moved_at, tracked_at, edited_at = (now - timedelta(minutes=m) for m in (20, 10, 2))
+    with demo_clickup.clickup_site() as clickup:
+        with unit_of_work(sessions) as session:
+            integration = get_integration(session, key)
+            secret, integration_id = integration.secret or "", integration.id
+            # the demo's ClickUp answers on this machine: allow the private address explicitly
+            upsert_integration(session, {
+                "key": integration.key, "source": integration.source, "name": integration.name,
+                "base_url": clickup.api, "settings": {**integration.settings, "allow_private_network": True},
+            }, actor="demo")
+            seen = session.scalar(select(func.max(OutboxMessage.id))) or 0
+        app = create_app(str(engine.url), settings=Settings.from_env(run_worker=False, run_scheduler=False))
+        runtime = app.extensions["jalon"]
+        try:
+            with served(app) as jalon_url:
+                runtime.settings = replace(runtime.settings, public_url=jalon_url)
+                hook = f"{jalon_url}/hooks/clickup/{key}"
+
+                def send(payload: dict, **headers: str) -> requests.Response:  # type: ignore[type-arg]
+                    body, signed = demo_clickup.signed(secret, payload)
+                    return requests.post(hook, data=body, headers={**signed, **headers}, timeout=10)
+
+                milestone = clickup.tasks[demo_clickup.MILESTONE_TASK_ID]
+                support = clickup.tasks[demo_clickup.SUPPORT_TASK_ID]
+                clickup.complete(milestone["id"], moved_at)
+                change = demo_clickup.status_updated(moved_at)
+                moved = send(change)
+                step(f"ClickUp: the Milestone task « {milestone['name']} » ({milestone['id']}, list "
+                     f"{demo_clickup.APP_LIST_ID}) moved to « Livré »", f"POST /hooks/clickup/{key} -> "
+                     f"{moved.status_code} {moved.json()['status']} (signed X-Signature; « Livré » is a custom "
+                     "status of type closed)")
+                generic = send(demo_clickup.as_task_updated(change))
+                step("ClickUp's generic taskUpdated for the same change", f"-> {generic.status_code} "
+                     f"{generic.json()['status']} (the same history item: one change, one delivery)")
+                again = send(change)
+                step("ClickUp retries the status delivery", f"-> {again.status_code} {again.json()['status']}")
+                interval = "4215000000000000101"
+                start = tracked_at - timedelta(hours=1, minutes=30)
+                clickup.track(interval, support["id"], start=start, spent_ms=5_400_000)
+                tracked = send(demo_clickup.time_tracked("created", tracked_at, interval_id=interval, start=start,
+                                                         spent_ms=5_400_000, history_id="4212000000000000102"))
+                step(f"ClickUp: Bob tracked 1 h 30 on « {support['name']} » (list {demo_clickup.SUPPORT_LIST_ID}, "
+                     f"space {demo_clickup.SPACE_ID})", f"-> {tracked.status_code} {tracked.json()['status']} "
+                     '("time": "5400000": milliseconds, as a string)')
+                clickup.track(interval, support["id"], start=start, spent_ms=7_200_000)
+                edited = send(demo_clickup.time_tracked("edited", edited_at, interval_id=interval, start=start,
+                                                        spent_ms=7_200_000, previous_ms=5_400_000,
+                                                        history_id="4212000000000000103"))
+                step("ClickUp: Bob edits it to 2 h", f"-> {edited.status_code} {edited.json()['status']} "
+                     "(Time Tracking Edited)")
+                forged = send(change, **{"X-Signature": "0" * 64})
+                step("A forged ClickUp delivery", f"-> {forged.status_code} {forged.json()['code']}, stored nowhere")
+                handled = sum(process_once(runtime, owner="demo") for _ in range(5))
+                comment_id = _clickup_report(runtime, integration_id, seen, clickup, step, echo, handled)
+                if comment_id is None:
+                    raise Invalid("the demo's ClickUp milestone left no comment for ClickUp", code="demo_failed")
+                clickup.rate_limit()  # ClickUp counts requests per token: this one is over the quota
+                started = time.monotonic()
+                status = send_these(runtime, [comment_id], owner="demo").get(comment_id)
+                waited = time.monotonic() - started
+                posted = clickup.calls("POST", "task/")
+                with unit_of_work(runtime.sessionmaker) as session:
+                    message = session.get(OutboxMessage, comment_id)
+                    external = message.external_id if message is not None else None
+                tries = f"{len(posted)} tries" if len(posted) != 1 else "1 try"
+                step("The dispatcher posts it to ClickUp", f"POST {posted[-1].path if posted else '(nothing)'}: "
+                     f"429 at first (the token's quota; X-RateLimit-Reset says when it comes back), the client "
+                     f"waited and sent it again: {status}, comment {external} ({tries}, {waited:.1f} s)")
+        finally:
+            runtime.dispose()
+    with unit_of_work(sessions) as session:
+        if not session.execute(select(TimeEntry).where(TimeEntry.integration_id == integration_id)).first():
+            raise Invalid("the demo's ClickUp time was not logged", code="demo_failed")
+        if not session.execute(select(Delivery).where(Delivery.integration_id == integration_id)).first():
+            raise Invalid("the demo's ClickUp deliveries were not stored", code="demo_failed")
+
+
+def _clickup_report(runtime, integration_id: int, seen: int, clickup, step: _Steps, echo: Echo,  # type: ignore[no-untyped-def]
+                    handled: int) -> int | None:
+    """What the worker did with ClickUp's deliveries, and what waits in the
+    outbox since; returns the id of the comment for ClickUp."""
+    from jalon.core.models import Contract, Delivery, OutboxMessage, TimeEntry
+
+    comment_id = None
+    with unit_of_work(runtime.sessionmaker) as session:
+        deliveries = session.execute(select(Delivery).where(Delivery.integration_id == integration_id)
+                                     .order_by(Delivery.id)).scalars().all()
+        effects = "; ".join(o.get("detail", "") for d in deliveries for o in d.outcomes)
+        step("The worker applied them", f"{handled} deliveries: {effects}")
+        for entry, contract in session.execute(
+                select(TimeEntry, Contract.reference).join(Contract, TimeEntry.contract_id == Contract.id)
+                .where(TimeEntry.integration_id == integration_id)).all():
+            echo(f"    time ledger: {entry.task_ref} {entry.seconds} s by {entry.person_ref} on {contract} "
+                 f"({entry.project_ref}, under the mapping of space:9)")
+        asked = ", ".join(f"{call.method} {call.path}" for call in clickup.calls("GET"))
+        echo(f"    asked ClickUp's REST API by the worker, not during the webhooks: {asked}")
+        messages = session.execute(select(OutboxMessage).where(OutboxMessage.id > seen)
+                                   .order_by(OutboxMessage.id)).scalars().all()
+        for message in messages:
+            if message.kind == "milestone.done" and message.channel == "email":
+                step("Finance's notification (e-mail, in the outbox)", f"{message.payload.get('subject', '')} "
+                     "(a draft: it waits for finance's approval)")
+            elif message.kind == "comment" and message.integration_id == integration_id:
+                step("The comment that goes back to ClickUp", f"on {message.destination.get('task_ref')}")
+                echo(f"    {message.payload.get('text')}")
+                comment_id = message.id
+    return comment_id
 
 
 def _reconcile(runtime, jira, step: _Steps) -> None:  # type: ignore[no-untyped-def]

@@ -52,11 +52,11 @@ def test_db_upgrade_creates_the_schema_and_can_run_again(tmp_path):
 def test_config_apply_is_idempotent(db_url):
     first = jalon(db_url, "config", "apply", str(EXAMPLE))
     assert first.exit_code == 0, first.output
-    assert "contracts     3 created" in first.output
+    assert "contracts     4 created" in first.output
     audits = count(db_url, AuditRecord)
     second = jalon(db_url, "config", "apply", str(EXAMPLE))
     assert second.exit_code == 0
-    assert "contracts     0 created, 0 updated, 3 unchanged" in second.output
+    assert "contracts     0 created, 0 updated, 4 unchanged" in second.output
     assert count(db_url, AuditRecord) == audits
 
 
@@ -171,6 +171,16 @@ def test_demo_prints_an_issued_invoice_with_its_number_and_totals():
     assert re.search(r"The reconcile\.jira job asked Jira what changed: 1 change\(s\), stored as deliveries of "
                      r"their own \(reconcile:TaskCompleted, in the delivery log\) and applied by the worker: "
                      r"milestone M2 done, draft invoice created", output)
+    # ClickUp: one change sent three ways is one delivery; milliseconds read exactly; the comment goes back
+    assert "ClickUp's generic taskUpdated for the same change: -> 200 duplicate" in output
+    assert "ClickUp retries the status delivery: -> 200 duplicate" in output
+    assert "A forged ClickUp delivery: -> 401 signature_invalid, stored nowhere" in output
+    assert ("The worker applied them: 3 deliveries: milestone A1 done, draft invoice created; 5400 s logged on "
+            "86c0sup07; worklog 4215000000000000101: 5400 s -> 7200 s") in output
+    assert "time ledger: 86c0sup07 7200 s by bob@atelier.example on NW-TM-2026" in output
+    assert "The comment that goes back to ClickUp: on 86c0app01" in output
+    assert re.search(r"The dispatcher posts it to ClickUp: POST /api/v2/task/86c0app01/comment: 429 at first .*: "
+                     r"sent, comment \d+ \(2 tries", output)
     assert "Factur-X PDFs" not in output  # only with --out
 
 
