@@ -86,12 +86,25 @@ class TimeLogDeleted(TimeEvent):
     pass
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskTimeLogs(TaskEvent):
+    """Every worklog of a task, as the tool lists them now (``worklog_refs``): for a tool
+    that sends no event when time is deleted (Bitrix24), a polled list. Any other
+    worklog of the task in the ledger, older than the list, was deleted."""
+
+    worklog_refs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        TaskEvent.__post_init__(self)
+        object.__setattr__(self, "worklog_refs", tuple(str(ref) for ref in self.worklog_refs))
+
+
 def _check_seconds(seconds: int) -> None:
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
         raise ValueError(f"seconds must be a non-negative integer, not {seconds!r}")
 
 
-CoreEvent = TaskCompleted | TaskReopened | TaskDeleted | TimeLogged | TimeLogChanged | TimeLogDeleted
+CoreEvent = TaskCompleted | TaskReopened | TaskDeleted | TimeLogged | TimeLogChanged | TimeLogDeleted | TaskTimeLogs
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +121,8 @@ class Outcome:
 
 
 EVENT_TYPES: dict[str, type] = {kind.__name__: kind for kind in
-                                (TaskCompleted, TaskReopened, TaskDeleted, TimeLogged, TimeLogChanged, TimeLogDeleted)}
+                                (TaskCompleted, TaskReopened, TaskDeleted, TimeLogged, TimeLogChanged, TimeLogDeleted,
+                                 TaskTimeLogs)}
 _TIMES = ("occurred_at", "started_at")
 
 

@@ -28,6 +28,7 @@ from .events import (
     TaskDeleted,
     TaskEvent,
     TaskReopened,
+    TaskTimeLogs,
     TimeLogChanged,
     TimeLogDeleted,
     TimeLogged,
@@ -143,6 +144,8 @@ def apply_event(session: Session, event: CoreEvent) -> Outcome:
         return _task_deleted(session, mapping, event)
     if isinstance(event, (TimeLogged, TimeLogChanged, TimeLogDeleted)):
         return _time_event(session, integration, mapping, event)
+    if isinstance(event, TaskTimeLogs):
+        return _time_listed(session, integration, event)
     raise TypeError(f"not a core event: {type(event).__name__}")
 
 
@@ -410,6 +413,29 @@ def _time_event(
                  details={"seconds_before": before, "seconds": event.seconds})
     return Outcome(event, "time_changed", f"worklog {event.worklog_ref}: {before} s -> {event.seconds} s",
                    time_entry_id=entry.id, extra={"delta_seconds": event.seconds - before})
+
+
+def _time_listed(session: Session, integration: Integration, event: TaskTimeLogs) -> Outcome:
+    """The task's worklogs as the tool lists them: those of the ledger it no longer
+    lists (and not changed since the list was taken) were deleted."""
+    listed = set(event.worklog_refs)
+    gone = session.execute(
+        select(TimeEntry).where(TimeEntry.integration_id == integration.id, TimeEntry.task_ref == event.task_ref,
+                                TimeEntry.deleted.is_(False))
+        .order_by(TimeEntry.id).with_for_update()
+    ).scalars().all()
+    deleted = []
+    for entry in gone:
+        if entry.worklog_ref in listed or (entry.last_event_at is not None and entry.last_event_at > event.occurred_at):
+            continue
+        before, entry.deleted, entry.last_event_at = entry.seconds, True, event.occurred_at
+        audit.record(session, actor=_actor(event), action="time_entry.deleted", subject=entry,
+                     reason=f"no longer listed on task {event.task_ref}", details={"seconds_before": before})
+        deleted.append(entry.worklog_ref)
+    if not deleted:
+        return Outcome(event, "unchanged", f"every worklog of {event.task_ref} still listed")
+    return Outcome(event, "time_deleted", f"worklogs {', '.join(deleted)} of {event.task_ref} no longer listed: deleted",
+                   extra={"deleted": deleted})
 
 
 def _new_entry(session: Session, integration: Integration, mapping: Mapping, event, *, seconds: int) -> TimeEntry:  # type: ignore[no-untyped-def]

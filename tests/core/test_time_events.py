@@ -110,3 +110,36 @@ def test_an_event_without_a_timezone_is_refused():
 def test_a_duration_must_be_a_whole_non_negative_number_of_seconds(seconds):
     with pytest.raises(ValueError):
         logged(seconds=seconds)
+
+
+def _listed(*refs: str, minute: int = 10):  # type: ignore[no-untyped-def]
+    from jalon.core.events import TaskTimeLogs
+
+    return TaskTimeLogs(integration="jira-atelier", project_ref="WEB", task_ref="WEB-5", occurred_at=at(minute),
+                        worklog_refs=refs, actor="poll")
+
+
+def test_a_worklog_the_tool_no_longer_lists_is_deleted(world):
+    _apply(world, logged("WL-1", seconds=600), logged("WL-2", seconds=900, minute=1))
+    [outcome] = _apply(world, _listed("WL-2"))
+    assert outcome.effect == "time_deleted" and outcome.extra == {"deleted": ["WL-1"]}
+    assert _ledger(world) == [("WL-1", 600, True), ("WL-2", 900, False)]
+    [again] = _apply(world, _listed("WL-2", minute=11))
+    assert again.effect == "unchanged"
+
+
+def test_a_list_older_than_a_worklogs_last_change_leaves_it_alone(world):
+    _apply(world, logged("WL-3", seconds=600, minute=20))
+    [outcome] = _apply(world, _listed(minute=10))  # taken before WL-3 was logged
+    assert outcome.effect == "unchanged"
+    assert _ledger(world) == [("WL-3", 600, False)]
+
+
+def test_a_task_listed_with_no_worklog_deletes_all_of_them_and_survives_its_codec(world):
+    from jalon.core.events import event_from_json, event_to_json
+
+    event = _listed()
+    assert event_from_json(event_to_json(event)) == event
+    _apply(world, logged("WL-4", seconds=60))
+    [outcome] = _apply(world, event)
+    assert outcome.extra == {"deleted": ["WL-4"]}
