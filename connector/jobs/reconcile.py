@@ -116,13 +116,11 @@ def _targets(runtime: Runtime, source: str, now: datetime) -> list[_Target]:
             .order_by(Integration.key)
         ).all()
         targets = []
-        # a tool with one API for all (ClickUp) needs no base_url of the integration's own
-        default_url = getattr(sources(runtime.pm).get(source), "base_url", None)
         statuses = mapped_done_statuses(session, [integration.id for integration, _last in rows])
         for integration, last_success in rows:
             projects = sorted(set(session.execute(
                 select(Mapping.pm_project).where(Mapping.integration_id == integration.id)).scalars()))
-            if projects and (integration.base_url or default_url):
+            if projects:  # the plugin says, as the run's error, when it cannot reach the tool
                 since = (last_success or now - FIRST_LOOKBACK) - OVERLAP
                 view = integration_view(integration, runtime.settings, now,
                                         mapped_done_statuses=statuses.get(integration.id, ()))

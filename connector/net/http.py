@@ -8,7 +8,12 @@ resets) up to ``max_wait`` seconds in-process; beyond that, :class:`RateLimited`
 carries ``retry_after`` so the caller reschedules instead of holding a thread.
 A client may also pace itself (:class:`RateBudget`, one per credentials in the
 process: ``client.using(auth, per_minute=100)``) so that a long read never
-bursts past the tool's quota.
+bursts past the tool's quota; a tool that counts in a leaky bucket (Bitrix24:
+two requests a second, bursts of 50) is paced by one (:class:`LeakyBucket`,
+``client.using(auth, per_second=2, burst=40)``), and a tool that says "too
+many" in its body rather than with a 429 is read by the vendor client's
+``throttle`` (``using(..., throttle=fn)``). A connector-made client may also
+store refreshed OAuth tokens (:meth:`RestClient.save_credentials`).
 Errors form a small hierarchy that callers map to their own decisions::
 
     RemoteError
@@ -204,6 +209,11 @@ class RateBudget:
         with self._lock:
             self._not_before = max(self._not_before, self.clock() + reset_in / (remaining + 1))
 
+    def throttled(self, seconds: float) -> None:
+        """The tool refused a request as over its limit: nothing goes for ``seconds``."""
+        with self._lock:
+            self._not_before = max(self._not_before, self.clock() + max(0.0, seconds))
+
 
 class RateBudgets:
     """Budgets, one per credentials and rate: two integrations sharing a
@@ -214,6 +224,7 @@ class RateBudgets:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._items: dict[tuple[str, int], RateBudget] = {}
+        self._buckets: dict[tuple[str, float, int], LeakyBucket] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str, per_minute: int) -> RateBudget:
@@ -223,13 +234,103 @@ class RateBudgets:
                 budget = self._items[(key, per_minute)] = RateBudget(per_minute, clock=self.clock)
             return budget
 
+    def bucket(self, key: str, per_second: float, burst: int) -> LeakyBucket:
+        """The leaky bucket of ``key`` at this rate (:class:`LeakyBucket`)."""
+        with self._lock:
+            found = self._buckets.get((key, per_second, burst))
+            if found is None:
+                found = self._buckets[(key, per_second, burst)] = LeakyBucket(per_second, burst=burst,
+                                                                              clock=self.clock)
+            return found
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._buckets.clear()
 
 
 # the process's budgets, shared by every client that paces itself
 RATE_BUDGETS = RateBudgets()
+
+
+class LeakyBucket:
+    """A leaky-bucket pace (Bitrix24's: each request fills the bucket by one,
+    which drains ``per_second``; past ``burst`` the tool refuses): up to
+    ``burst`` requests at once after a quiet spell, then one every
+    ``1 / per_second`` seconds. Computed as a generic cell rate (the time the
+    bucket would be empty), so it is deterministic on an injected clock.
+    Thread-safe; the same ``reserve``/``observe``/``throttled`` as
+    :class:`RateBudget`."""
+
+    def __init__(self, per_second: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic):
+        if per_second <= 0 or burst < 1:
+            raise ValueError("per_second must be positive and burst at least 1")
+        self.per_second = per_second
+        self.burst = burst
+        self.clock = clock
+        self._interval = 1.0 / per_second
+        self._tolerance = (burst - 1) * self._interval
+        self._empty_at = -math.inf  # when the bucket, with every booked request, has drained
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LeakyBucket(per_second={self.per_second}, burst={self.burst})"
+
+    def reserve(self, *, max_wait: float = math.inf) -> float:
+        """Book the next request; the seconds to wait before sending it. A
+        wait longer than ``max_wait`` is returned without booking."""
+        with self._lock:
+            now = self.clock()
+            empty_at = max(self._empty_at, now)
+            at = max(now, empty_at - self._tolerance)
+            if at - now > max_wait:
+                return at - now
+            self._empty_at = empty_at + self._interval
+            return at - now
+
+    def observe(self, remaining: int | None, reset_in: float | None) -> None:
+        """A leaky bucket is told nothing by quota headers (Bitrix24 sends none)."""
+
+    def throttled(self, seconds: float) -> None:
+        """The tool refused a request as over its limit: the bucket is full,
+        so the next request goes in ``seconds`` and the following at the drain rate."""
+        with self._lock:
+            self._empty_at = max(self._empty_at, self.clock() + max(0.0, seconds) + self._tolerance)
+
+
+class NoCredentialStore(RuntimeError):
+    """This client cannot store credentials: it was not made by the connector for an integration."""
+
+
+class CredentialsChanged(Exception):
+    """The integration's stored credentials are no longer those a change
+    started from: another process (a second worker refreshing the same OAuth
+    token) stored its own first. ``current`` holds them as now stored; use
+    those rather than storing yours. Its ``repr`` never shows them."""
+
+    def __init__(self, current: Mapping[str, Any]):
+        super().__init__("the integration's credentials were changed by another process")
+        self.current = dict(current)
+
+    def __repr__(self) -> str:
+        return "CredentialsChanged(...)"
+
+
+class CredentialStore:
+    """Where a client's integration keeps its credentials (sealed in the
+    database): the connector gives one to the clients it makes
+    (:func:`jalon.connector.runtime.Runtime.rest_client`). A plugin never sees
+    it, only :meth:`RestClient.stored_credentials`,
+    :meth:`RestClient.save_credentials` and :meth:`RestClient.credentials_refused`."""
+
+    def load(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def save(self, changes: Mapping[str, Any], *, expected: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def refused(self, reason: str) -> None:
+        raise NotImplementedError
 
 
 class Auth(AuthBase):
@@ -318,7 +419,7 @@ def _retryable(max_wait: float) -> Callable[[BaseException], bool]:
             return False  # too long to hold a thread: the caller reschedules
         if error.status is None:
             return isinstance(error, Unavailable)  # timeouts, connection errors, unresolvable hosts
-        return error.status in RETRY_STATUSES
+        return error.status in RETRY_STATUSES or isinstance(error, RateLimited)  # a throttle read from a body
 
     return decide
 
@@ -343,6 +444,7 @@ class RestClient:
         cache_scope: str = "",
         clock: Callable[[], float] = time.time,
         budgets: RateBudgets | None = None,
+        credentials: CredentialStore | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
         self.timeout = timeout
@@ -353,7 +455,10 @@ class RestClient:
         self.sleep = sleep
         self.clock = clock  # the wall clock, to read X-RateLimit-Reset
         self.budgets = budgets if budgets is not None else RateBudgets()
-        self.budget: RateBudget | None = None  # set by using(..., per_minute=)
+        self.budget: RateBudget | LeakyBucket | None = None  # set by using(..., per_minute= or per_second=)
+        # reads an error's body: the seconds the tool asks to wait when it says "too many" there
+        self.throttle: Callable[[requests.Response, float], float | None] | None = None
+        self.credentials = credentials  # where the integration's credentials are stored, if the connector says
         self.auth = auth
         self.cache = cache
         self.cache_scope = cache_scope
@@ -369,17 +474,57 @@ class RestClient:
     def __repr__(self) -> str:  # credentials may sit in the session: never shown
         return f"RestClient(base_url={self.base_url!r})"
 
-    def using(self, auth: Auth | None, *, per_minute: int | None = None) -> RestClient:
+    def using(self, auth: Auth | None, *, per_minute: int | None = None, per_second: float | None = None,
+              burst: int | None = None, shared_by: str | None = None,
+              throttle: Callable[[requests.Response, float], float | None] | None = None) -> RestClient:
         """This client (same session, policy, retries and cache) authenticating
         with ``auth``; with ``per_minute``, paced by the budget those
-        credentials share in the process (:class:`RateBudget`)."""
+        credentials share in the process (:class:`RateBudget`); with
+        ``per_second`` (and ``burst``), by a leaky bucket (:class:`LeakyBucket`).
+        ``shared_by`` names what the tool counts by when it is not the
+        credentials (Bitrix24 counts per portal). ``throttle(response, now)``
+        reads an error's body: the seconds to wait when the tool says there
+        that it is over its limit (the error is then :class:`RateLimited`,
+        retried after that wait, and the pace slowed), ``None`` otherwise."""
         twin = copy.copy(self)
         twin.auth = auth
         twin.budget = None
-        if per_minute is not None:
-            key = auth.fingerprint if auth is not None and auth.fingerprint else f"{self.cache_scope}|{self.base_url}"
+        twin.throttle = throttle
+        key = shared_by or (auth.fingerprint if auth is not None and auth.fingerprint
+                            else f"{self.cache_scope}|{self.base_url}")
+        if per_second is not None:
+            twin.budget = self.budgets.bucket(key, per_second, burst or 1)
+        elif per_minute is not None:
             twin.budget = self.budgets.get(key, per_minute)
         return twin
+
+    # --- the integration's credentials, for a tool whose tokens expire (OAuth refresh) -----
+
+    def _store(self) -> CredentialStore:
+        if self.credentials is None:
+            raise NoCredentialStore("this client cannot store credentials (it was not made by the connector "
+                                    "for an integration)")
+        return self.credentials
+
+    def stored_credentials(self) -> Mapping[str, Any]:
+        """The integration's credentials as stored now (another process may
+        have refreshed a token since the integration was read)."""
+        return self._store().load()
+
+    def save_credentials(self, changes: Mapping[str, Any], *,
+                         expected: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """Store ``changes`` (new tokens) into the integration's sealed
+        credentials, at once and atomically, when the stored ones still hold
+        ``expected`` (the keys and values the refresh started from); returns
+        the credentials as now stored. :class:`CredentialsChanged` (with
+        ``current``) when another process stored its own first."""
+        return self._store().save(changes, expected=expected)
+
+    def credentials_refused(self, reason: str) -> None:
+        """Record, where an admin sees it (the audit trail), that the tool
+        refused the integration's credentials for good (a refresh token
+        revoked or expired). Never the credentials themselves."""
+        self._store().refused(reason)
 
     def close(self) -> None:
         self.session.close()
@@ -478,9 +623,17 @@ class RestClient:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if retry_after is None and status == 429:
             retry_after = parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"), now=self.clock())
-        message = f"{where}: HTTP {status}" + (f", retry after {retry_after:.0f} s" if retry_after is not None else "")
+        asked = self.throttle(response, self.clock()) if self.throttle is not None else None
+        if asked is not None:  # the tool said in its body that it is over its limit
+            retry_after = max(0.0, asked)
+            if self.budget is not None:
+                self.budget.throttled(retry_after)
+        message = f"{where}: HTTP {status}" + (", over the tool's rate limit" if asked is not None else "") + (
+            f", retry after {retry_after:.0f} s" if retry_after is not None else "")
         kind: type[RemoteError] = RemoteError
-        if status in (401, 403):
+        if asked is not None:
+            kind = RateLimited
+        elif status in (401, 403):
             kind = Unauthorized
         elif status == 404:
             kind = NotFound
@@ -591,12 +744,14 @@ def allows_private_network(integration: Any) -> bool:
 
 
 def client_for(integration: Any, *, timeout: float, cache: LookupCache | None = None, max_retries: int = 3,
-               max_wait: float = DEFAULT_MAX_WAIT, budgets: RateBudgets | None = None) -> RestClient:
+               max_wait: float = DEFAULT_MAX_WAIT, budgets: RateBudgets | None = None,
+               credentials: CredentialStore | None = None) -> RestClient:
     """The REST client for an integration's tool, bound to its ``base_url``,
     with the integration's SSRF policy and the process's request budgets
-    (unless given others): the one way the worker, the dispatcher, ``jalon
+    (unless given others), and where its credentials are stored (for a
+    refreshed OAuth token): the one way the worker, the dispatcher, ``jalon
     integrations connect`` and the scheduled jobs build one."""
     return RestClient(integration.base_url, timeout=timeout, max_retries=max_retries, max_wait=max_wait,
                       allow_private_network=allows_private_network(integration), cache=cache,
                       cache_scope=f"{integration.key}|{integration.base_url or ''}",
-                      budgets=budgets if budgets is not None else RATE_BUDGETS)
+                      budgets=budgets if budgets is not None else RATE_BUDGETS, credentials=credentials)

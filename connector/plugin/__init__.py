@@ -20,6 +20,8 @@ from jalon.connector.net.http import (
     BadResponse,
     BasicAuth,
     BearerAuth,
+    CredentialsChanged,
+    NoCredentialStore,
     NotFound,
     QueryTokenAuth,
     RateLimited,
@@ -53,7 +55,7 @@ from jalon.connector.plugin.types import (
 
 __all__ = [
     "Attachment", "Auth", "BadResponse", "BasicAuth", "BearerAuth", "ChannelSpec", "Comment", "Connected", "ConnectOption",
-    "DeliveryView", "IntegrationSettings", "IntegrationView", "JobTick", "JobSpec", "NotFound", "OutboxView",
+    "CredentialsChanged", "DeliveryView", "IntegrationSettings", "IntegrationView", "JobTick", "JobSpec", "NoCredentialStore", "NotFound", "OutboxView",
     "PermanentFailure", "QueryTokenAuth", "RateLimited", "Redirected", "RemoteError", "RestClient", "RetryLater",
     "SendResult", "SourceSpec", "Translation", "Unauthorized", "Unavailable", "Unreadable", "UrlNotAllowed",
     "hookimpl",

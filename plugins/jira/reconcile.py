@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from jalon.connector.plugin import IntegrationView, NotFound, RemoteError, RestClient
+from jalon.connector.plugin import IntegrationView, NotFound, PermanentFailure, RemoteError, RestClient
 from jalon.core.events import CoreEvent, TaskCompleted, TaskReopened, TimeLogDeleted, TimeLogged
 
 from . import client
@@ -35,6 +35,9 @@ from . import client
 def changes(integration: IntegrationView, projects: Sequence[str], since: datetime, now: datetime,
             http: RestClient) -> list[CoreEvent]:
     """Every change of the mapped ``projects`` since ``since``, as core events."""
+    if not integration.base_url:
+        raise PermanentFailure(f"integration {integration.key} has no base_url (the Jira site): "
+                               "nothing can be reconciled")
     jira = client.JiraClient(http, integration)
     window = now - since
     events: list[CoreEvent] = []
