@@ -64,7 +64,7 @@ def test_an_unknown_source_is_refused_and_nothing_is_stored(db_url) -> None:  # 
     result = jalon(db_url, "gitlab", "--site", SITE, "--key", "gl")
 
     assert result.exit_code == 1
-    assert "error [unknown_source]: no installed plugin serves the source 'gitlab' (installed: clickup, jira)" in result.output
+    assert "error [unknown_source]: no installed plugin serves the source 'gitlab' (installed: bitrix24, clickup, jira)" in result.output
     assert stored(db_url) == []
 
 
