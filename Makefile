@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DOCUMENT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 
-.PHONY: setup demo test fuzz serve bench scale check-invoices clean
+.PHONY: setup demo test fuzz serve bench bench-bitrix24 scale check-invoices clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jalon needs Python 3.11 or newer")'
@@ -52,6 +52,13 @@ serve: setup
 bench: setup
 	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/intake.py $(BENCH_ARGS)
+
+# Optional, not part of the tests: the Bitrix24 poll benchmark (figures depend on the machine): the
+# elapsed time of 1,000 mapped tasks through the plugin's reconciliation, against a local portal that
+# enforces Bitrix24's leaky bucket (2 a second, bursts of 50); prints calls, 503s, seconds, memory and
+# the ceiling, and exits 1 when a target fails. BITRIX24_ARGS are passed on, e.g. BITRIX24_ARGS='--tasks 200'.
+bench-bitrix24: setup
+	$(BIN)/python bench/bitrix24_poll.py $(BITRIX24_ARGS)
 
 # Optional, not part of the tests: 2 jalon serve + 2 jalon worker on PostgreSQL under a steady load,
 # one of each killed with SIGKILL mid-stream and restarted; prints lost and doubled (both must be 0,

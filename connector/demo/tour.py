@@ -11,7 +11,12 @@ job asks Jira what changed and bills it through the inbox. Then ClickUp
 (jalon.connector.demo.clickup_standin): a Milestone task moved to a custom
 closed status, the duplicates ClickUp sends for it, time tracked and edited,
 a forged delivery; the milestone is drafted (left for finance) and the
-comment posted back to ClickUp's stand-in, through one 429. A partial payment
+comment posted back to ClickUp's stand-in, through one 429. Then Bitrix24
+(jalon.connector.demo.bitrix24_standin): a completion its outgoing webhook
+reports three times, form-encoded with the application token, and a forged
+one; the milestone is drafted (left for finance) and the comment posted back;
+then the elapsed time Bitrix24 reports to no webhook, polled by the
+reconcile.bitrix24 job within the portal's leaky bucket. A partial payment
 arrives, and the invoice is printed. An invoice in English under the
 reverse charge, and a credit note correcting part of it, are issued too,
 then the kinds of invoice the French rules treat differently (a deposit and
@@ -109,6 +114,7 @@ def _steps(engine, config_path: Path, echo: Echo, out_dir: Path | None) -> str: 
 
     invoice_id = _through_jira(engine, Session, step, echo)
     _through_clickup(engine, Session, step, echo)
+    _through_bitrix24(engine, Session, step, echo)
     with unit_of_work(Session) as session:
         invoice = session.get(Invoice, invoice_id)
         assert invoice is not None and invoice.number is not None
@@ -344,6 +350,142 @@ def _through_clickup(engine, sessions, step: _Steps, echo: Echo) -> None:  # typ
             raise Invalid("the demo's ClickUp time was not logged", code="demo_failed")
         if not session.execute(select(Delivery).where(Delivery.integration_id == integration_id)).first():
             raise Invalid("the demo's ClickUp deliveries were not stored", code="demo_failed")
+
+
+def _through_bitrix24(engine, sessions, step: _Steps, echo: Echo) -> None:  # type: ignore[no-untyped-def]
+    """Bitrix24's outgoing webhook posts form-encoded deliveries with PHP
+    bracket keys, carrying only the task's id and the application token (no
+    signature, no delivery id, never retried): one completion reported three
+    times, and a forged one. The worker reads the task from a local stand-in
+    of the portal's REST API through the inbound webhook; the milestone is
+    drafted (left for finance: not issued here) and the comment posted back.
+    Elapsed time comes with no event at all: the reconcile.bitrix24 job polls
+    it (batches of 50 sub-queries, within the portal's leaky bucket)."""
+    from dataclasses import replace
+    from datetime import UTC, timedelta
+
+    import requests
+    from jalon.connector.app import create_app
+    from jalon.connector.demo import bitrix24_standin as demo_bitrix24
+    from jalon.connector.demo.jira_standin import served
+    from jalon.connector.jobs.reconcile import reconcile_source
+    from jalon.connector.outbox.dispatcher import send_these
+    from jalon.connector.relay.worker import process_once
+    from jalon.connector.settings import Settings
+    from jalon.core.catalog import get_integration, upsert_integration
+    from jalon.core.models import Contract, Delivery, OutboxMessage, TimeEntry
+
+    key = "bitrix24-atelier"
+    now = datetime.now(UTC)
+    closed_at, logged_from = now - timedelta(minutes=15), now - timedelta(hours=3)
+    with demo_bitrix24.bitrix24_portal() as portal:
+        with unit_of_work(sessions) as session:
+            integration = get_integration(session, key)
+            token, integration_id = integration.secret or "", integration.id
+            # the demo's portal answers on this machine: allow the private address explicitly
+            upsert_integration(session, {
+                "key": integration.key, "source": integration.source, "name": integration.name,
+                "base_url": portal.origin, "settings": {**integration.settings, "allow_private_network": True},
+                "credentials": {**(integration.credentials or {}), "webhook_url": portal.webhook_url},
+            }, actor="demo")
+            seen = session.scalar(select(func.max(OutboxMessage.id))) or 0
+        app = create_app(str(engine.url), settings=Settings.from_env(run_worker=False, run_scheduler=False))
+        runtime = app.extensions["jalon"]
+        try:
+            with served(app) as jalon_url:
+                runtime.settings = replace(runtime.settings, public_url=jalon_url)
+                hook = f"{jalon_url}/hooks/bitrix24/{key}"
+
+                def send(payload: dict[str, str]) -> requests.Response:
+                    body, headers = demo_bitrix24.form(payload)
+                    return requests.post(hook, data=body, headers=headers, timeout=10)
+
+                task_id = demo_bitrix24.MILESTONE_TASK_ID
+                milestone = portal.tasks[task_id]
+                portal.complete(task_id, closed_at)
+                # one completion, three ONTASKUPDATE: the status, the closing, the Kanban stage
+                answers = [send(demo_bitrix24.task_updated(task_id, token=token, when=closed_at + timedelta(seconds=s)))
+                           for s in (0, 0, 1)]
+                said = ", ".join(f"{a.status_code} {a.json().get('status', a.json().get('code'))}" for a in answers)
+                step(f"Bitrix24: task {task_id} « {milestone['TITLE']} » (group {demo_bitrix24.ERP_GROUP_ID}) "
+                     "completed, reported three times", f"POST /hooks/bitrix24/{key} x3 -> {said} (ONTASKUPDATE, "
+                     "form-encoded, only the task id and auth[application_token]: no signature, no delivery id)")
+                forged = send(demo_bitrix24.task_updated(task_id, token="not-the-application-token"))
+                step("A forged Bitrix24 delivery", f"-> {forged.status_code} {forged.json().get('code')}, stored "
+                     "nowhere (auth[application_token] is not the integration's)")
+                handled = sum(process_once(runtime, owner="demo") for _ in range(5))
+                comment_id = _bitrix24_report(runtime, integration_id, seen, portal, step, echo, handled)
+                if comment_id is not None:
+                    status = send_these(runtime, [comment_id], owner="demo").get(comment_id)
+                    with unit_of_work(runtime.sessionmaker) as session:
+                        message = session.get(OutboxMessage, comment_id)
+                        external = message.external_id if message is not None else None
+                    step("The dispatcher posts it to Bitrix24", f"task.commentitem.add on task {task_id}: {status}, "
+                         f"comment {external}")
+
+                support = portal.tasks[demo_bitrix24.SUPPORT_TASK_ID]
+                item = portal.log_time(support["ID"], 5400, start=logged_from, comment="Revue du schéma de données")
+                step(f"Bitrix24: Bob logged 1 h 30 on task {support['ID']} « {support['TITLE']} » (group "
+                     f"{demo_bitrix24.SUPPORT_GROUP_ID})", f"elapsed item {item}: no webhook arrives, Bitrix24 has "
+                     "no event for elapsed time")
+                before = portal.http_requests()
+                found = reconcile_source(runtime, "bitrix24", now=datetime.now(UTC))["integrations"][key]
+                calls = portal.http_requests() - before
+                for _ in range(5):
+                    if not process_once(runtime, owner="demo"):
+                        break
+                with unit_of_work(runtime.sessionmaker) as session:
+                    polled = session.execute(select(Delivery).where(Delivery.integration_id == integration_id,
+                                                                    Delivery.origin == "reconcile")
+                                             .order_by(Delivery.id)).scalars().all()
+                    effects = "; ".join(o.get("detail", "") for d in polled for o in d.outcomes)
+                    entries = session.execute(
+                        select(TimeEntry, Contract.reference).join(Contract, TimeEntry.contract_id == Contract.id)
+                        .where(TimeEntry.integration_id == integration_id)).all()
+                    ledger = [f"{e.task_ref} {e.seconds} s by {e.person_ref} on {ref} ({e.project_ref})"
+                              for e, ref in entries if not e.deleted]
+                methods = ", ".join(sorted({c.method for c in portal.calls(batched=True)}))
+                step("The reconcile.bitrix24 job polled the elapsed time", f"{found['found']} event(s) in "
+                     f"{calls} REST call(s) (batch: {methods}; the portal's bucket: 2 a second, bursts of 50, "
+                     f"{sum(portal.rejected.values())} refused), applied by the worker: {effects}")
+                for line in ledger:
+                    echo(f"    time ledger: {line}")
+        finally:
+            runtime.dispose()
+    with unit_of_work(sessions) as session:
+        if not session.execute(select(TimeEntry).where(TimeEntry.integration_id == integration_id)).first():
+            raise Invalid("the demo's Bitrix24 elapsed time was not logged", code="demo_failed")
+
+
+def _bitrix24_report(runtime, integration_id: int, seen: int, portal, step: _Steps, echo: Echo,  # type: ignore[no-untyped-def]
+                     handled: int) -> int | None:
+    """What the worker did with Bitrix24's deliveries, and what waits in the
+    outbox since; returns the id of the comment for Bitrix24."""
+    from jalon.core.models import Delivery, OutboxMessage
+
+    comment_id = None
+    with unit_of_work(runtime.sessionmaker) as session:
+        deliveries = session.execute(select(Delivery).where(Delivery.integration_id == integration_id)
+                                     .order_by(Delivery.id)).scalars().all()
+        effects = "; ".join(o.get("detail", "") for d in deliveries for o in d.outcomes)
+        step("The worker applied them", f"{handled} deliveries: {effects}")
+        asked = [call.method for call in portal.calls() if call.status == 200]
+        counted = ", ".join(f"{method} x{asked.count(method)}" for method in dict.fromkeys(asked))
+        echo(f"    asked the portal's REST API (inbound webhook) by the worker, not during the webhooks: {counted}")
+        drafted = False
+        for message in session.execute(select(OutboxMessage).where(OutboxMessage.id > seen)
+                                       .order_by(OutboxMessage.id)).scalars():
+            if message.kind == "milestone.done" and message.channel == "email":
+                drafted = True
+                step("Finance's notification (e-mail, in the outbox)", f"{message.payload.get('subject', '')} "
+                     "(a draft: it waits for finance's approval)")
+            elif message.kind == "comment" and message.integration_id == integration_id:
+                step("The comment that goes back to Bitrix24", f"on task {message.destination.get('task_ref')}")
+                echo(f"    {message.payload.get('text')}")
+                comment_id = message.id
+    if not drafted:
+        raise Invalid("the demo's Bitrix24 milestone was not drafted", code="demo_failed")
+    return comment_id
 
 
 def _clickup_report(runtime, integration_id: int, seen: int, clickup, step: _Steps, echo: Echo,  # type: ignore[no-untyped-def]

@@ -52,11 +52,11 @@ def test_db_upgrade_creates_the_schema_and_can_run_again(tmp_path):
 def test_config_apply_is_idempotent(db_url):
     first = jalon(db_url, "config", "apply", str(EXAMPLE))
     assert first.exit_code == 0, first.output
-    assert "contracts     4 created" in first.output
+    assert "contracts     5 created" in first.output
     audits = count(db_url, AuditRecord)
     second = jalon(db_url, "config", "apply", str(EXAMPLE))
     assert second.exit_code == 0
-    assert "contracts     0 created, 0 updated, 4 unchanged" in second.output
+    assert "contracts     0 created, 0 updated, 5 unchanged" in second.output
     assert count(db_url, AuditRecord) == audits
 
 
