@@ -12,7 +12,7 @@ from jalon.core.models import AuditRecord, Delivery
 from jalon.core.types import utcnow
 from tests.api.support import assert_problem
 
-from .conftest import payload, post, token
+from .conftest import SECRET, payload, post, token
 
 
 @pytest.fixture
@@ -74,6 +74,13 @@ def test_an_admin_reads_a_raw_body_on_request(inbox, admin):  # type: ignore[no-
     assert "authorization" not in plain["headers"]
     with_body = inbox.get("/api/v1/deliveries/2?include=body", headers=admin).get_json()
     assert with_body["body"] == "{broken"
+
+
+def test_a_raw_body_never_shows_the_integrations_secret(inbox, admin):  # type: ignore[no-untyped-def]
+    """A tool that sends its token in the body (Bitrix24's auth[application_token]): masked when shown."""
+    post(inbox, payload(token=SECRET, form="auth%5Bapplication_token%5D=" + SECRET), delivery="d")
+    body = inbox.get("/api/v1/deliveries/4?include=body", headers=admin).get_json()["body"]
+    assert SECRET not in body and body.count("***") == 2
 
 
 def test_finance_cannot_read_a_raw_body(inbox, finance):  # type: ignore[no-untyped-def]

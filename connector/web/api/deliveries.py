@@ -7,6 +7,8 @@ listed.
 
 from __future__ import annotations
 
+from urllib.parse import quote_plus
+
 from flask import current_app, g
 from flask.views import MethodView
 from marshmallow import fields, validate
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from jalon.core.errors import NotFound
 from jalon.core.models import DELIVERY_STATUSES, Delivery, Integration
 
+from jalon.connector.redaction import scrub
 from jalon.connector.relay.worker import replay
 from jalon.connector.web.api import Blueprint
 from jalon.connector.web.api.context import actor, db, protect
@@ -49,12 +52,16 @@ class DeliveryOut(Schema):
 class DeliveryDetailOut(DeliveryOut):
     headers = fields.Dict(metadata={"description": "The headers kept (lower-case, no credentials)"})
     body = fields.Method("_body", allow_none=True, metadata={
-        "type": "string", "description": "Only with ?include=body (admin): the raw body as UTF-8 text"})
+        "type": "string", "description": "Only with ?include=body (admin): the raw body as UTF-8 text, the "
+                                         "integration's webhook secrets masked (Bitrix24 sends its token in the body)"})
 
     def _body(self, delivery: Delivery):  # type: ignore[no-untyped-def]
         if not g.get("jalon_include_body") or delivery.body is None:
             return None
-        return delivery.body.decode("utf-8", errors="replace")
+        text = delivery.body.decode("utf-8", errors="replace")
+        integration = db().get(Integration, delivery.integration_id)
+        secrets = [s for s in (integration.secret, integration.previous_secret) if s] if integration else []
+        return scrub(text, [*secrets, *(quote_plus(s) for s in secrets)])
 
 
 DeliveryPage = page_of(DeliveryOut, "DeliveryPage")
