@@ -60,6 +60,12 @@ def refresh_status(session: Session, invoice: Invoice, *, actor: str, reason: st
         if status == "credited" and invoice.milestone is not None:
             # the milestone's work is still done; it simply has no live invoice any more
             invoice.milestone.status = "done"
+        if status == "credited" and invoice.deposits:
+            # a final invoice cancelled by its credit note frees its deposits for the one replacing it
+            released = [link.deposit.number for link in invoice.deposits]
+            invoice.deposits = []
+            audit.record(session, actor=actor, action="invoice.deposits_released", subject=invoice, reason=reason,
+                         details={"deposits": released})
         audit.record(
             session,
             actor=actor,

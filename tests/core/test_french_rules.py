@@ -16,7 +16,7 @@ from jalon.core import catalog, invoicing
 from jalon.core.balances import open_balance
 from jalon.core.db import unit_of_work
 from jalon.core.errors import Conflict, Invalid
-from jalon.core.models import Invoice, InvoiceDeposit
+from jalon.core.models import AuditRecord, Invoice, InvoiceDeposit
 from jalon.core.vat import Vat
 
 from tests.factories import CLIENT, ENTITY, draft, issued, line
@@ -246,3 +246,15 @@ def test_a_deducted_deposit_cannot_be_credited_under_its_final_invoice(world):
     error = _refused(world, lambda s: invoicing.credit(s, deposit_id, actor="finance", reason="x",
                                                        issue_date=date(2026, 11, 2)), "deposit_deducted")
     assert "F2026-00001" in str(error)
+
+
+def test_a_final_invoice_credited_in_full_frees_its_deposit_for_the_one_replacing_it(world):
+    with unit_of_work(world) as session:
+        deposit = _deposit(session)
+        final = invoicing.issue(session, _final(session, deposit).id, actor="finance", issue_date=date(2026, 11, 2))
+        invoicing.credit(session, final.id, actor="finance", reason="annule et remplace", issue_date=date(2026, 11, 2))
+        assert final.status == "credited" and final.deposits == []
+        replacement = _final(session, deposit)
+        assert replacement.prepaid_amount == Decimal("2160.00")
+        assert session.execute(select(AuditRecord.details).where(
+            AuditRecord.action == "invoice.deposits_released")).scalar_one() == {"deposits": ["F2026-00001"]}
