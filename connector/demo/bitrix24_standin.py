@@ -46,6 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from jalon.connector.demo.standin import serving
+
 DOMAIN = "atelier.bitrix24.fr"
 MEMBER_ID = "d897063e1ce7c5eb9f04b9751eef5915"
 APP_TOKEN = "change-me-application-token"  # the outgoing webhook's application token
@@ -769,15 +771,8 @@ def _matches(row: Mapping[str, Any], filters: Any) -> bool:
 @contextmanager
 def bitrix24_portal(**options: Any) -> Iterator[Bitrix24Portal]:
     """A :class:`Bitrix24Portal` served in a thread, shut down afterwards."""
-    server = Bitrix24Portal(**options)
-    thread = threading.Thread(target=server.serve_forever, name="demo-bitrix24", daemon=True)
-    thread.start()
-    try:
+    with serving(Bitrix24Portal(**options), "demo-bitrix24") as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def expected_time(portal: Bitrix24Portal, group_ids: set[str] | None = None) -> dict[str, int]:

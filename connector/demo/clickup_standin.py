@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from jalon.connector.demo.standin import serving
+
 TEAM_ID = "9012345"  # the Workspace (team_id in API v2)
 WEBHOOK_ID = "4b1f0c9e-2d7a-4a53-9a55-0c1c2d3e4f50"
 SPACE_ID = "9"
@@ -412,12 +414,5 @@ class ClickUpSite(ThreadingHTTPServer):
 @contextmanager
 def clickup_site(*, token: str | None = None) -> Iterator[ClickUpSite]:
     """A :class:`ClickUpSite` served in a thread, shut down afterwards."""
-    server = ClickUpSite(token=token)
-    thread = threading.Thread(target=server.serve_forever, name="demo-clickup", daemon=True)
-    thread.start()
-    try:
+    with serving(ClickUpSite(token=token), "demo-clickup") as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -23,6 +23,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from jalon.connector.demo.standin import serving
+
 # the T&M project's issue that the demo's worklog is on
 WORKLOG_ISSUE = {
     "id": "20007",
@@ -187,15 +189,8 @@ class JiraSite(ThreadingHTTPServer):
 @contextmanager
 def jira_site() -> Iterator[JiraSite]:
     """A :class:`JiraSite` served in a thread, shut down afterwards."""
-    server = JiraSite()
-    thread = threading.Thread(target=server.serve_forever, name="demo-jira", daemon=True)
-    thread.start()
-    try:
+    with serving(JiraSite(), "demo-jira") as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @contextmanager

@@ -119,7 +119,7 @@ from jalon.core.events import (
 
 from . import form
 from .client import Bitrix24Client
-from .verify import normal_domain
+from .verify import mapping_of as _mapping, normal_domain, text_of as _text
 
 COMPLETED = "5"
 AWAITING_CONTROL = "4"
@@ -164,21 +164,6 @@ Handler = Callable[[Context, str], Translation]
 
 
 # --- small readers ---------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    """An id or a name as Bitrix24 sends it (a string, or a number in JSON) as text."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (str, int)):
-        text = str(value).strip()
-        return text or None
-    return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """A nested part of the payload; Bitrix24 writes a missing one as the string "undefined"."""
-    return value if isinstance(value, Mapping) else {}
 
 
 def _user(value: Any) -> str | None:

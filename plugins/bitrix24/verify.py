@@ -37,7 +37,8 @@ from . import form
 MAX_KEY_LENGTH = 200
 
 
-def _text(value: Any) -> str | None:
+def text_of(value: Any) -> str | None:
+    """An id or a name as Bitrix24 sends it (a string, or a number in JSON) as text."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (str, int)):
@@ -46,7 +47,8 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def mapping_of(value: Any) -> Mapping[str, Any]:
+    """A nested part of the payload; Bitrix24 writes a missing one as the string "undefined"."""
     return value if isinstance(value, Mapping) else {}
 
 
@@ -64,7 +66,7 @@ def normal_domain(value: str) -> str:
 
 def verify_payload(integration: IntegrationView, payload: Mapping[str, Any]) -> bool:
     """True when ``auth[application_token]`` is an accepted secret and the portal is the integration's."""
-    auth = _mapping(payload.get("auth"))
+    auth = mapping_of(payload.get("auth"))
     token = auth.get("application_token")
     if not isinstance(token, str) or not token:
         return False
@@ -72,12 +74,12 @@ def verify_payload(integration: IntegrationView, payload: Mapping[str, Any]) -> 
     if not any(matches):
         return False
     settings = integration.settings or {}
-    member_id = _text(settings.get("member_id"))
+    member_id = text_of(settings.get("member_id"))
     if member_id is not None:
         presented = auth.get("member_id")
         if not isinstance(presented, str) or not _same(presented.strip(), member_id):
             return False
-    domain = _text(settings.get("domain"))
+    domain = text_of(settings.get("domain"))
     if domain is not None:
         presented = auth.get("domain")
         if not isinstance(presented, str) or normal_domain(presented) != normal_domain(domain):
@@ -99,19 +101,19 @@ def object_id(payload: Mapping[str, Any]) -> str | None:
     task), else ``data[FIELDS_BEFORE][ID]`` (a deletion); for a comment event
     ``FIELDS_AFTER[TASK_ID]`` and the message, since its ``ID`` may be 0;
     ``data[FIELDS][ID]`` for CRM events."""
-    data = _mapping(payload.get("data"))
-    after, before = _mapping(data.get("FIELDS_AFTER")), _mapping(data.get("FIELDS_BEFORE"))
-    task_id = _text(after.get("TASK_ID")) or _text(before.get("TASK_ID"))
+    data = mapping_of(payload.get("data"))
+    after, before = mapping_of(data.get("FIELDS_AFTER")), mapping_of(data.get("FIELDS_BEFORE"))
+    task_id = text_of(after.get("TASK_ID")) or text_of(before.get("TASK_ID"))
     if task_id is not None:
         parts = [task_id] + [part for name in ("ID", "MESSAGE_ID")
-                             if (part := _text(after.get(name)) or _text(before.get(name)))]
+                             if (part := text_of(after.get(name)) or text_of(before.get(name)))]
         return "/".join(parts)
-    return _text(after.get("ID")) or _text(before.get("ID")) or _text(_mapping(data.get("FIELDS")).get("ID"))
+    return text_of(after.get("ID")) or text_of(before.get("ID")) or text_of(mapping_of(data.get("FIELDS")).get("ID"))
 
 
 def content_key(payload: Mapping[str, Any]) -> str | None:
     """``bitrix24:<event>:<object id>:<ts>``; None when the payload lacks one of them."""
-    event, ts, object_ref = _text(payload.get("event")), _text(payload.get("ts")), object_id(payload)
+    event, ts, object_ref = text_of(payload.get("event")), text_of(payload.get("ts")), object_id(payload)
     if event is None or ts is None or object_ref is None:
         return None
     key = f"bitrix24:{event.upper()}:{object_ref}:{ts}"

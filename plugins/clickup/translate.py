@@ -107,6 +107,7 @@ from jalon.core.events import (
 )
 
 from .client import ClickUpClient
+from .verify import text_of as _text
 
 DONE_TYPES = frozenset({"done", "closed"})
 # ClickUp's built-in "Milestone" task type (custom task types: 0 is a plain task)
@@ -151,16 +152,6 @@ Handler = Callable[[Context, Mapping[str, Any]], Translation]
 
 
 # --- small readers ---------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    """An id or a name as ClickUp sends it (a string or a number) as text."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (str, int)):
-        text = str(value).strip()
-        return text or None
-    return None
 
 
 def _mapping(value: Any) -> Mapping[str, Any] | None:

@@ -51,8 +51,8 @@ def verify(integration: IntegrationView, headers: Mapping[str, str], body: bytes
     return any(matches)
 
 
-def _text(value: Any) -> str | None:
-    """An id as ClickUp sends it, a string or a number, as text."""
+def text_of(value: Any) -> str | None:
+    """An id or a name as ClickUp sends it (a string or a number) as text."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (str, int)):
@@ -65,20 +65,20 @@ def content_key(payload: Mapping[str, Any]) -> str | None:
     """``clickup:<webhook_id>:<sorted history item ids>[:<interval_id>]``;
     ``clickup:<webhook_id>:taskDeleted:<task_id>`` for a deletion (it has no
     history items); None when the payload lacks what identifies the change."""
-    webhook_id = _text(payload.get("webhook_id"))
+    webhook_id = text_of(payload.get("webhook_id"))
     if webhook_id is None:
         return None
     items = payload.get("history_items") if isinstance(payload.get("history_items"), list) else []
-    ids = sorted({str(_text(item.get("id"))) for item in items
-                  if isinstance(item, Mapping) and _text(item.get("id"))})
+    ids = sorted({str(text_of(item.get("id"))) for item in items
+                  if isinstance(item, Mapping) and text_of(item.get("id"))})
     if ids:
         parts = [webhook_id, ",".join(ids)]
         data = payload.get("data")
-        interval_id = _text(data.get("interval_id")) if isinstance(data, Mapping) else None
+        interval_id = text_of(data.get("interval_id")) if isinstance(data, Mapping) else None
         if interval_id:
             parts.append(interval_id)
-    elif payload.get("event") == "taskDeleted" and _text(payload.get("task_id")):
-        parts = [webhook_id, "taskDeleted", str(_text(payload.get("task_id")))]
+    elif payload.get("event") == "taskDeleted" and text_of(payload.get("task_id")):
+        parts = [webhook_id, "taskDeleted", str(text_of(payload.get("task_id")))]
     else:
         return None
     key = "clickup:" + ":".join(parts)
